@@ -1,0 +1,53 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "XeroML",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "XeroML", targets: ["XeroML"]),
+        .library(name: "XeroMLSQLite", targets: ["XeroMLSQLite"]),
+        .executable(name: "xeroml", targets: ["xeroml"]),
+        .executable(name: "xeroml-bench", targets: ["xeroml-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libsqlite3 from the system (Debian: libsqlite3-dev). See docs/decisions/0001-system-sqlite.md.
+        .systemLibrary(
+            name: "XeroMLCSQLite",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
+        .target(name: "XeroMLSQLite", dependencies: ["XeroMLCSQLite"]),
+        .target(
+            name: "XeroML",
+            dependencies: [
+                "XeroMLSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "xeroml",
+            dependencies: [
+                "XeroML",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite"]),
+        .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),
+        .testTarget(name: "XeroMLTests", dependencies: ["XeroML", "XeroMLSQLite", "xeroml"]),
+    ]
+)
+
+// One settings loop for every target: Swift 6 language mode everywhere, plus the upcoming
+// features we want from day one.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.swiftLanguageMode(.v6))
+    settings.append(.enableUpcomingFeature("NonisolatedNonsendingByDefault"))
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,258 @@
+public import Foundation
+import Synchronization
+import XeroMLSQLite
+
+/// One experiment run: a named pass of a task over a dataset (or over local items), with a result,
+/// a trace and scores for every item.
+///
+/// Create one with ``XeroML/createExperiment(name:datasetName:description:metadata:)``, call
+/// ``runItem(_:repetition:_:)`` for each item (concurrently if you like: `Experiment` is `Sendable`),
+/// then ``finish()``.
+///
+/// ## Topics
+/// ### Running items
+/// - ``runItem(_:repetition:_:)``
+/// - ``runItemRaw(input:expectedOutput:metadata:repetition:_:)``
+/// - ``ItemRun``
+/// - ``score(name:value:comment:)``
+/// ### Finishing and reading
+/// - ``finish(status:)``
+/// - ``results()``
+/// - ``url``
+public final class Experiment: Sendable {
+    /// The run's id.
+    public let id: String
+    /// The run's name, unique within its dataset.
+    public let name: String
+    /// The dataset, or `nil` for an experiment over local items only.
+    public let datasetID: String?
+    public let datasetName: String?
+    /// The dataset version when the run was created.
+    public let datasetVersion: Int?
+    /// The client the run records into.
+    public let client: XeroML
+    private let closed = Atomic<Bool>(false)
+
+    init(id: String, name: String, datasetID: String?, datasetName: String?, datasetVersion: Int?, client: XeroML) {
+        self.id = id
+        self.name = name
+        self.datasetID = datasetID
+        self.datasetName = datasetName
+        self.datasetVersion = datasetVersion
+        self.client = client
+    }
+
+    /// Where the run is shown in the local dashboard (`xeroml ui`): ``XeroML/dashboardBaseURL`` + `/runs/<id>`.
+    public var url: URL {
+        client.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(id)
+    }
+
+    /// Runs `task` for a dataset item and records its output, error, latency, trace and scores.
+    ///
+    /// The task runs inside the item's trace: its `observe` calls nest under the item's root span. An
+    /// error thrown by the task is recorded as the item's error and **not** rethrown, so one failing
+    /// item never stops the experiment. Cancellation is the exception: a task cancelled with its
+    /// calling task records nothing (a resumed run re-runs it) and `runItem` throws `CancellationError`.
+    ///
+    /// The result is handed to the store's writer and committed within milliseconds; ``XeroML/flush()``
+    /// or ``finish(status:)`` waits for it.
+    ///
+    /// - Parameters:
+    ///   - repetition: which repetition of the item this is (0-based). A run holds at most one result
+    ///     per (item, repetition); recording a second makes ``XeroML/flush()`` throw
+    ///     ``XeroMLError/Code/writeFailed``.
+    /// - Throws: ``XeroMLError/Code/invalidArgument`` when the item belongs to another dataset,
+    ///   ``XeroMLError/Code/runNotWritable`` after ``finish(status:)``.
+    @discardableResult
+    public func runItem(_ item: DatasetItem, repetition: Int = 0,
+                        _ task: (ItemRun) async throws -> Void) async throws -> ExperimentItemResult {
+        guard item.datasetID == datasetID else {
+            throw XeroMLError(.invalidArgument,
+                "item \(item.id) belongs to another dataset than run \"\(name)\" (\(datasetName ?? "no dataset"))")
+        }
+        return try await record(input: item.input, expectedOutput: item.expectedOutput, metadata: item.metadata,
+                                item: item, repetition: repetition, task)
+    }
+
+    /// Runs `task` for a local item that is not in a dataset, recording it like ``runItem(_:repetition:_:)``.
+    @discardableResult
+    public func runItemRaw(input: JSONValue, expectedOutput: JSONValue? = nil, metadata: JSONValue? = nil,
+                           repetition: Int = 0, _ task: (ItemRun) async throws -> Void) async throws -> ExperimentItemResult {
+        try await record(input: input, expectedOutput: expectedOutput, metadata: metadata, item: nil,
+                         repetition: repetition, task)
+    }
+
+    private func record(input: JSONValue, expectedOutput: JSONValue?, metadata: JSONValue?, item: DatasetItem?,
+                        repetition: Int, _ task: (ItemRun) async throws -> Void) async throws -> ExperimentItemResult {
+        guard !closed.load(ordering: .relaxed) else {
+            throw XeroMLError(.runNotWritable, "run \"\(name)\" is finished and takes no more results")
+        }
+        guard repetition >= 0 else { throw XeroMLError(.invalidArgument, "repetition must be 0 or more") }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let startedUs = nowMicroseconds()
+        let traceID = UUIDv7.make()
+        let runItemID = UUIDv7.make()
+        let recorder = TraceRecorder(traceID: traceID, runID: id, store: client.store, runItemID: runItemID)
+        let root = Span(kind: .span, name: name, traceID: traceID, parentID: nil, input: input, metadata: nil,
+                        recorder: recorder)
+        let run = ItemRun(input: input, expectedOutput: expectedOutput, metadata: metadata, item: item,
+                          repetition: repetition, span: root, runItemID: runItemID, runID: id)
+        let context = TraceContext(traceID: traceID, observationID: root.id, recorder: recorder)
+        let failure: (any Error)? = await XeroML.$local.withValue(client) {
+            await TraceContext.$local.withValue(context) {
+                do {
+                    try await task(run)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+        }
+        if failure is CancellationError && Task.isCancelled {
+            _ = recorder.seal()
+            throw CancellationError()
+        }
+        let latency = start.duration(to: clock.now)
+        let (output, itemScores) = run.finalState
+        root.setOutput(output)
+        let rootRow = root.end(error: failure)
+        let (observations, spanScores) = recorder.seal()
+        let errorText = failure.map(describeError)
+        let latencyMs = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+        var batch = WriteBatch()
+        batch.traces = [TraceRow(id: traceID, name: name, runID: id, input: input, output: output, metadata: nil,
+                                 startedUs: startedUs, endedUs: rootRow.endedUs)]
+        batch.observations = [rootRow] + observations
+        batch.runItems = [RunItemRow(
+            id: runItemID, runID: id, datasetItemID: item?.id, repetition: repetition,
+            input: item == nil ? input : nil, expectedOutput: item == nil ? expectedOutput : nil,
+            metadata: item == nil ? metadata : nil, output: output, error: errorText, latencyMs: latencyMs,
+            traceID: traceID, startedUs: startedUs)]
+        batch.scores = itemScores + spanScores
+        await client.store.enqueue(batch)
+        return ExperimentItemResult(
+            id: runItemID, runID: id, datasetItemID: item?.id, repetition: repetition, input: input,
+            expectedOutput: expectedOutput, metadata: metadata, output: output, error: errorText, latency: latency,
+            traceID: traceID, startedAt: date(microseconds: startedUs), scores: batch.scores.map(Score.init(row:)))
+    }
+
+    /// Attaches a score to the whole run (for example an aggregate computed over all items).
+    public func score(name: String, value: ScoreValue, comment: String? = nil) async {
+        await client.store.enqueue(WriteBatch(scores: [ScoreRow(
+            id: UUIDv7.make(), runID: id, runItemID: nil, traceID: nil, observationID: nil, name: name, value: value,
+            comment: comment, source: .sdk, evaluator: nil, createdUs: nowMicroseconds())]))
+    }
+
+    /// Commits every recorded result and marks the run `status` (by default finished).
+    /// After this, the run takes no more results.
+    public func finish(status: RunStatus = .finished) async throws {
+        closed.store(true, ordering: .relaxed)
+        try await client.flush()
+        let id = self.id
+        try await client.store.write { db in
+            try db.run("UPDATE experiment_runs SET status = ?, finished_us = ? WHERE id = ?",
+                       [.text(status.rawValue), .integer(nowMicroseconds()), .text(id)])
+        }
+    }
+
+    /// Every recorded item result of this run, with the run's summary. Flushes first.
+    public func results() async throws -> ExperimentResults {
+        try await client.flush()
+        return try await client.results(runID: id)
+    }
+}
+
+/// The item being run, handed to the task of ``Experiment/runItem(_:repetition:_:)``: read the item,
+/// then record the output and scores.
+///
+/// ## Topics
+/// ### The item
+/// - ``input``
+/// - ``expectedOutput``
+/// - ``metadata``
+/// - ``item``
+/// - ``repetition``
+/// ### Recording
+/// - ``setOutput(_:)``
+/// - ``score(name:value:comment:)-(_,ScoreValue,_)``
+/// - ``span``
+public final class ItemRun: Sendable {
+    public let input: JSONValue
+    public let expectedOutput: JSONValue?
+    public let metadata: JSONValue?
+    /// The dataset item, or `nil` for a raw item.
+    public let item: DatasetItem?
+    public let repetition: Int
+    /// The item's root span: observations made by the task nest under it.
+    public let span: Span
+    /// The id the item's result will have.
+    public let runItemID: String
+    let runID: String
+    private let state = Mutex<(output: JSONValue?, scores: [ScoreRow])>((nil, []))
+
+    init(input: JSONValue, expectedOutput: JSONValue?, metadata: JSONValue?, item: DatasetItem?, repetition: Int,
+         span: Span, runItemID: String, runID: String) {
+        self.input = input
+        self.expectedOutput = expectedOutput
+        self.metadata = metadata
+        self.item = item
+        self.repetition = repetition
+        self.span = span
+        self.runItemID = runItemID
+        self.runID = runID
+    }
+
+    /// The trace of this item.
+    public var traceID: String { span.traceID }
+
+    /// Records the item's output.
+    public func setOutput(_ output: JSONValue?) { state.withLock { $0.output = output } }
+
+    /// Records the item's output from any `Encodable` value.
+    public func setOutput(encoding output: some Encodable) throws {
+        let value = try JSONValue(encoding: output)
+        state.withLock { $0.output = value }
+    }
+
+    /// The output recorded so far.
+    public var output: JSONValue? { state.withLock { $0.output } }
+
+    /// Records a score for this item.
+    public func score(name: String, value: ScoreValue, comment: String? = nil) {
+        let row = ScoreRow(id: UUIDv7.make(), runID: runID, runItemID: runItemID, traceID: span.traceID,
+                           observationID: nil, name: name, value: value, comment: comment, source: .sdk,
+                           evaluator: nil, createdUs: nowMicroseconds())
+        state.withLock { $0.scores.append(row) }
+    }
+
+    /// Records a numeric score for this item.
+    public func score(name: String, value: Double, comment: String? = nil) {
+        score(name: name, value: .numeric(value), comment: comment)
+    }
+
+    /// Records a boolean (pass/fail) score for this item.
+    public func score(name: String, value: Bool, comment: String? = nil) {
+        score(name: name, value: .boolean(value), comment: comment)
+    }
+
+    var finalState: (JSONValue?, [ScoreRow]) { state.withLock { ($0.output, $0.scores) } }
+}
+
+func describeError(_ error: any Error) -> String {
+    if let error = error as? any LocalizedError, let text = error.errorDescription { return text }
+    let text = String(describing: error)
+    let type = String(describing: Swift.type(of: error))
+    if text.hasPrefix(type) { return text }
+    // An enum case prints as its bare name: show it as `Type.case`; anything else as `Type: text`.
+    let isIdentifier = !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
+    return isIdentifier ? "\(type).\(text)" : "\(type): \(text)"
+}
+
+extension Score {
+    init(row: ScoreRow) {
+        self.init(id: row.id, name: row.name, value: row.value, comment: row.comment, source: row.source,
+                  evaluator: row.evaluator, runID: row.runID, runItemID: row.runItemID, traceID: row.traceID,
+                  observationID: row.observationID, createdAt: date(microseconds: row.createdUs))
+    }
+}

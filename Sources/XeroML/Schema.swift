@@ -1,0 +1,141 @@
+import XeroMLSQLite
+
+/// The store's schema, as named migrations. Never edit a migration that has shipped: add one.
+///
+/// Conventions (docs/storage.md): ids are UUIDv7 text; times are integer microseconds since the Unix
+/// epoch (`*_us`); JSON values are compact text with sorted keys; every table is STRICT.
+enum Schema {
+    /// `PRAGMA application_id` of XeroML files ("XRML").
+    static let applicationID: Int32 = 0x5852_4D4C
+
+    static var migrator: Migrator {
+        var migrator = Migrator()
+        migrator.register(Migration("0001-core", sql: core))
+        return migrator
+    }
+
+    static let core = """
+        PRAGMA application_id = \(applicationID);
+
+        CREATE TABLE datasets (
+            id           TEXT NOT NULL PRIMARY KEY,
+            name         TEXT NOT NULL UNIQUE,
+            description  TEXT,
+            metadata     TEXT,
+            version      INTEGER NOT NULL DEFAULT 0,
+            created_us   INTEGER NOT NULL,
+            updated_us   INTEGER NOT NULL
+        ) STRICT;
+
+        -- An item is visible in dataset version v when created_version <= v and
+        -- (archived_version IS NULL OR archived_version > v). Items are never updated in place:
+        -- a changed item archives the old row and adds a new one, so old versions stay reproducible.
+        CREATE TABLE dataset_items (
+            id               TEXT NOT NULL PRIMARY KEY,
+            dataset_id       TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            external_id      TEXT,
+            input            TEXT NOT NULL,
+            expected_output  TEXT,
+            metadata         TEXT,
+            created_version  INTEGER NOT NULL,
+            archived_version INTEGER,
+            created_us       INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX dataset_items_by_dataset ON dataset_items(dataset_id, archived_version, id);
+        CREATE INDEX dataset_items_by_external_id ON dataset_items(dataset_id, external_id)
+            WHERE external_id IS NOT NULL;
+
+        CREATE TABLE experiment_runs (
+            id               TEXT NOT NULL PRIMARY KEY,
+            dataset_id       TEXT REFERENCES datasets(id) ON DELETE CASCADE,
+            dataset_version  INTEGER,
+            name             TEXT NOT NULL,
+            description      TEXT,
+            metadata         TEXT,
+            status           TEXT NOT NULL DEFAULT 'running'
+                             CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+            created_us       INTEGER NOT NULL,
+            finished_us      INTEGER
+        ) STRICT;
+        CREATE UNIQUE INDEX experiment_runs_name_per_dataset ON experiment_runs(dataset_id, name)
+            WHERE dataset_id IS NOT NULL;
+        CREATE UNIQUE INDEX experiment_runs_name_without_dataset ON experiment_runs(name)
+            WHERE dataset_id IS NULL;
+
+        CREATE TABLE traces (
+            id          TEXT NOT NULL PRIMARY KEY,
+            name        TEXT NOT NULL,
+            run_id      TEXT REFERENCES experiment_runs(id) ON DELETE CASCADE,
+            input       TEXT,
+            output      TEXT,
+            metadata    TEXT,
+            started_us  INTEGER NOT NULL,
+            ended_us    INTEGER
+        ) STRICT;
+        CREATE INDEX traces_by_run ON traces(run_id) WHERE run_id IS NOT NULL;
+
+        CREATE TABLE observations (
+            id                TEXT NOT NULL PRIMARY KEY,
+            trace_id          TEXT NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
+            parent_id         TEXT,
+            kind              TEXT NOT NULL CHECK (kind IN ('span', 'generation', 'event')),
+            name              TEXT NOT NULL,
+            input             TEXT,
+            output            TEXT,
+            metadata          TEXT,
+            model             TEXT,
+            model_parameters  TEXT,
+            prompt_tokens     INTEGER,
+            completion_tokens INTEGER,
+            total_tokens      INTEGER,
+            cost              REAL,
+            level             TEXT NOT NULL DEFAULT 'default'
+                              CHECK (level IN ('debug', 'default', 'warning', 'error')),
+            status_message    TEXT,
+            started_us        INTEGER NOT NULL,
+            ended_us          INTEGER
+        ) STRICT;
+        CREATE INDEX observations_by_trace ON observations(trace_id);
+
+        CREATE TABLE run_items (
+            id               TEXT NOT NULL PRIMARY KEY,
+            run_id           TEXT NOT NULL REFERENCES experiment_runs(id) ON DELETE CASCADE,
+            dataset_item_id  TEXT REFERENCES dataset_items(id),
+            repetition       INTEGER NOT NULL DEFAULT 0,
+            input            TEXT,
+            expected_output  TEXT,
+            metadata         TEXT,
+            output           TEXT,
+            error            TEXT,
+            latency_ms       REAL NOT NULL,
+            trace_id         TEXT REFERENCES traces(id),
+            started_us       INTEGER NOT NULL
+        ) STRICT;
+        -- One committed result per (dataset item, repetition) in a run: resume relies on it.
+        CREATE UNIQUE INDEX run_items_one_result ON run_items(run_id, dataset_item_id, repetition)
+            WHERE dataset_item_id IS NOT NULL;
+        CREATE INDEX run_items_by_run ON run_items(run_id, id);
+
+        CREATE TABLE scores (
+            id              TEXT NOT NULL PRIMARY KEY,
+            run_id          TEXT REFERENCES experiment_runs(id) ON DELETE CASCADE,
+            run_item_id     TEXT REFERENCES run_items(id) ON DELETE CASCADE,
+            trace_id        TEXT REFERENCES traces(id) ON DELETE CASCADE,
+            observation_id  TEXT REFERENCES observations(id) ON DELETE CASCADE,
+            name            TEXT NOT NULL,
+            data_type       TEXT NOT NULL CHECK (data_type IN ('numeric', 'boolean', 'categorical', 'text')),
+            value           REAL,
+            string_value    TEXT,
+            comment         TEXT,
+            source          TEXT NOT NULL DEFAULT 'sdk'
+                            CHECK (source IN ('sdk', 'evaluator', 'judge', 'human', 'api')),
+            evaluator       TEXT,
+            created_us      INTEGER NOT NULL,
+            CHECK (run_id IS NOT NULL OR run_item_id IS NOT NULL OR trace_id IS NOT NULL OR observation_id IS NOT NULL)
+        ) STRICT;
+        -- Covering index for per-run aggregates by score name.
+        CREATE INDEX scores_by_run ON scores(run_id, name, value) WHERE run_id IS NOT NULL;
+        CREATE INDEX scores_by_run_item ON scores(run_item_id) WHERE run_item_id IS NOT NULL;
+        CREATE INDEX scores_by_trace ON scores(trace_id) WHERE trace_id IS NOT NULL;
+        """
+}

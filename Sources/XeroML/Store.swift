@@ -1,0 +1,369 @@
+import Foundation
+import Logging
+import Synchronization
+import XeroMLSQLite
+
+// MARK: - Rows written by the single writer
+
+struct TraceRow: Sendable {
+    var id: String
+    var name: String
+    var runID: String?
+    var input: JSONValue?
+    var output: JSONValue?
+    var metadata: JSONValue?
+    var startedUs: Int64
+    var endedUs: Int64?
+}
+
+struct ObservationRow: Sendable {
+    var id: String
+    var traceID: String
+    var parentID: String?
+    var kind: ObservationKind
+    var name: String
+    var input: JSONValue?
+    var output: JSONValue?
+    var metadata: JSONValue?
+    var model: String?
+    var modelParameters: JSONValue?
+    var usage: TokenUsage
+    var cost: Double?
+    var level: ObservationLevel
+    var statusMessage: String?
+    var startedUs: Int64
+    var endedUs: Int64?
+}
+
+struct RunItemRow: Sendable {
+    var id: String
+    var runID: String
+    var datasetItemID: String?
+    var repetition: Int
+    /// Stored only for raw items; dataset items keep theirs in `dataset_items`.
+    var input: JSONValue?
+    var expectedOutput: JSONValue?
+    var metadata: JSONValue?
+    var output: JSONValue?
+    var error: String?
+    var latencyMs: Double
+    var traceID: String?
+    var startedUs: Int64
+}
+
+struct ScoreRow: Sendable {
+    var id: String
+    var runID: String?
+    var runItemID: String?
+    var traceID: String?
+    var observationID: String?
+    var name: String
+    var value: ScoreValue
+    var comment: String?
+    var source: ScoreSource
+    var evaluator: String?
+    var createdUs: Int64
+}
+
+/// Everything one finished unit of work produces, written in one transaction with others.
+struct WriteBatch: Sendable {
+    var traces: [TraceRow] = []
+    var observations: [ObservationRow] = []
+    var runItems: [RunItemRow] = []
+    var scores: [ScoreRow] = []
+    var rowCount: Int { traces.count + observations.count + runItems.count + scores.count }
+}
+
+extension JSONValue? {
+    var sql: SQLValue { self.map { .text($0.jsonString) } ?? .null }
+}
+
+// MARK: - Store
+
+/// The SQLite file: one writer connection with group commit, and a few read-only connections.
+///
+/// - Writes of finished items are enqueued (``enqueue(_:)``) and committed by the writer in batches:
+///   whatever accumulated while the previous transaction committed goes into the next one. A batch is
+///   durable (WAL + synchronous=NORMAL) when its transaction commits, a few milliseconds after it was
+///   enqueued; ``flush()`` waits for everything enqueued so far.
+/// - Other writes (``write(_:)``) run on the same serial writer queue, in order with the batches.
+/// - Reads (``read(_:)``) run on separate read-only connections, each on its own queue, and can be
+///   cancelled (`sqlite3_interrupt`).
+final class Store: Sendable {
+    let path: String
+    private let writer: DatabaseQueue
+    private let readers: [DatabaseQueue]
+    private let nextReader = Atomic<Int>(0)
+    private let state = Mutex(WriterState())
+    let logger: Logger
+
+    /// How many enqueued batches may wait for the writer before ``enqueue(_:)`` suspends.
+    static let maximumPendingBatches = 4096
+    /// How long the writer keeps retrying a transaction another process keeps locked.
+    static let lockWaitLimit: Duration = .seconds(60)
+
+    private struct WriterState {
+        var pending: [WriteBatch] = []
+        var drainScheduled = false
+        var failures: [String] = []
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var committedBatches = 0
+        var committedTransactions = 0
+    }
+
+    init(path: String, readerCount: Int = 2, logger: Logger) throws {
+        self.path = path
+        self.logger = logger
+        do {
+            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer")
+            try writer.sync { db in
+                let appID = try db.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
+                let tables = try db.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
+                let hasMigrations = try db.queryFirst(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'xeroml_migrations'") { _ in true } ?? false
+                let foreignApplication = appID != 0 && appID != Int64(Schema.applicationID)
+                if foreignApplication || (appID == 0 && tables > 0 && !hasMigrations) {
+                    throw XeroMLError.notAXeroMLFile(path: path)
+                }
+                try Schema.migrator.migrate(db)
+            }
+            readers = try (0..<max(1, readerCount)).map { i in
+                try DatabaseQueue(path: path, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
+            }
+        } catch let error as MigrationError {
+            throw XeroMLError.newerSchema(path: path, detail: error.description)
+        } catch let error as SQLiteError {
+            throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    // MARK: Reads
+
+    /// Runs `body` on a read-only connection. Cancelling the task interrupts the query.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        let i = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        let reader = readers[i % readers.count]
+        do {
+            return try await reader.run(interruptible: true) { db in
+                try db.transaction(.deferred) { try body(db) }
+            }
+        } catch let error as SQLiteError where error.code == .interrupt {
+            throw CancellationError()
+        } catch let error as SQLiteError {
+            throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    /// Runs `body` on a read-only connection, blocking the calling thread. For the CLI.
+    func readSync<T>(_ body: (Connection) throws -> T) throws -> T {
+        do {
+            return try readers[0].sync { db in try db.transaction(.deferred) { try body(db) } }
+        } catch let error as SQLiteError {
+            throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    // MARK: Writes
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer, after every batch enqueued before.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        do {
+            return try await writer.run { [self] db in
+                drain(db)
+                return try withLockRetry { try db.transaction(.immediate) { try body(db) } }
+            }
+        } catch let error as SQLiteError {
+            throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    /// Runs `body` in a write transaction, blocking the calling thread. For the CLI and set-up.
+    func writeSync<T>(_ body: (Connection) throws -> T) throws -> T {
+        do {
+            return try writer.sync { db in
+                drain(db)
+                return try withLockRetry { try db.transaction(.immediate) { try body(db) } }
+            }
+        } catch let error as SQLiteError {
+            throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    /// Hands a batch to the writer. Returns at once unless too many batches are waiting, in which case
+    /// it waits for the writer to catch up (backpressure keeps memory bounded).
+    func enqueue(_ batch: WriteBatch) async {
+        enum Action { case none, schedule, wait }
+        while true {
+            let action: Action = state.withLock { s in
+                if s.pending.count >= Self.maximumPendingBatches { return .wait }
+                s.pending.append(batch)
+                if s.drainScheduled { return .none }
+                s.drainScheduled = true
+                return .schedule
+            }
+            switch action {
+            case .none: return
+            case .schedule: scheduleDrain(); return
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { s in
+                        if s.pending.count < Self.maximumPendingBatches { return true }
+                        s.waiters.append(continuation)
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Hands a batch to the writer without waiting (for callers that cannot suspend).
+    func enqueueNow(_ batch: WriteBatch) {
+        let schedule = state.withLock { s in
+            s.pending.append(batch)
+            if s.drainScheduled { return false }
+            s.drainScheduled = true
+            return true
+        }
+        if schedule { scheduleDrain() }
+    }
+
+    private func scheduleDrain() {
+        writer.async { [self] db in drain(db) }
+    }
+
+    /// Waits until every batch enqueued before the call is committed. Throws when some could not be
+    /// written, with the reasons; the others are committed regardless.
+    func flush() async throws {
+        let failures = try await writer.run { [self] db in
+            drain(db)
+            return state.withLock { s in
+                defer { s.failures.removeAll() }
+                return s.failures
+            }
+        }
+        if !failures.isEmpty { throw XeroMLError.writeFailed(failures) }
+    }
+
+    /// Commits everything pending in one transaction. Runs on the writer queue only.
+    private func drain(_ db: Connection) {
+        let (batches, waiters) = state.withLock { s in
+            defer {
+                s.pending.removeAll(keepingCapacity: true)
+                s.waiters.removeAll()
+                s.drainScheduled = false
+            }
+            return (s.pending, s.waiters)
+        }
+        for waiter in waiters { waiter.resume() }
+        guard !batches.isEmpty else { return }
+        do {
+            try withLockRetry {
+                try db.transaction(.immediate) {
+                    for batch in batches { try insert(batch, into: db) }
+                }
+            }
+            state.withLock { s in s.committedBatches += batches.count; s.committedTransactions += 1 }
+        } catch {
+            // One bad batch must not sink the others: retry each alone and keep the reasons.
+            var failures: [String] = []
+            var committed = 0
+            for batch in batches {
+                do {
+                    try withLockRetry { try db.transaction(.immediate) { try insert(batch, into: db) } }
+                    committed += 1
+                } catch {
+                    failures.append(String(describing: error))
+                    logger.error("xeroml: a result could not be written", metadata: ["error": "\(error)"])
+                }
+            }
+            state.withLock { s in
+                s.failures.append(contentsOf: failures)
+                s.committedBatches += committed
+                s.committedTransactions += committed
+            }
+        }
+    }
+
+    /// Retries `body` while another process holds the write lock beyond the busy timeout.
+    private func withLockRetry<T>(_ body: () throws -> T) throws -> T {
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.lockWaitLimit
+        while true {
+            do {
+                return try body()
+            } catch let error as SQLiteError where error.code == .busy || error.code == .locked {
+                if clock.now >= deadline { throw error }
+                logger.debug("xeroml: database locked by another connection, retrying")
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+        }
+    }
+
+    /// Statistics of the writer: batches and transactions committed so far.
+    var writerStatistics: (batches: Int, transactions: Int) {
+        state.withLock { ($0.committedBatches, $0.committedTransactions) }
+    }
+
+    private func insert(_ batch: WriteBatch, into db: Connection) throws {
+        if !batch.traces.isEmpty {
+            let statement = try db.cached("""
+                INSERT INTO traces(id, name, run_id, input, output, metadata, started_us, ended_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET output = excluded.output, metadata = excluded.metadata,
+                    ended_us = excluded.ended_us
+                """)
+            for t in batch.traces {
+                try statement.run([
+                    .text(t.id), .text(t.name), .text(t.runID), t.input.sql, t.output.sql, t.metadata.sql,
+                    .integer(t.startedUs), t.endedUs.map(SQLValue.integer) ?? .null,
+                ])
+            }
+        }
+        if !batch.observations.isEmpty {
+            let statement = try db.cached("""
+                INSERT INTO observations(id, trace_id, parent_id, kind, name, input, output, metadata, model,
+                    model_parameters, prompt_tokens, completion_tokens, total_tokens, cost, level, status_message,
+                    started_us, ended_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for o in batch.observations {
+                try statement.run([
+                    .text(o.id), .text(o.traceID), .text(o.parentID), .text(o.kind.rawValue), .text(o.name),
+                    o.input.sql, o.output.sql, o.metadata.sql, .text(o.model), o.modelParameters.sql,
+                    .integer(o.usage.promptTokens), .integer(o.usage.completionTokens), .integer(o.usage.totalTokens),
+                    .real(o.cost), .text(o.level.rawValue), .text(o.statusMessage),
+                    .integer(o.startedUs), o.endedUs.map(SQLValue.integer) ?? .null,
+                ])
+            }
+        }
+        if !batch.runItems.isEmpty {
+            let statement = try db.cached("""
+                INSERT INTO run_items(id, run_id, dataset_item_id, repetition, input, expected_output, metadata,
+                    output, error, latency_ms, trace_id, started_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for r in batch.runItems {
+                try statement.run([
+                    .text(r.id), .text(r.runID), .text(r.datasetItemID), .integer(Int64(r.repetition)),
+                    r.input.sql, r.expectedOutput.sql, r.metadata.sql, r.output.sql, .text(r.error),
+                    .real(r.latencyMs), .text(r.traceID), .integer(r.startedUs),
+                ])
+            }
+        }
+        if !batch.scores.isEmpty {
+            let statement = try db.cached("""
+                INSERT INTO scores(id, run_id, run_item_id, trace_id, observation_id, name, data_type, value,
+                    string_value, comment, source, evaluator, created_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for s in batch.scores {
+                try statement.run([
+                    .text(s.id), .text(s.runID), .text(s.runItemID), .text(s.traceID), .text(s.observationID),
+                    .text(s.name), .text(s.value.dataType), .real(s.value.numericValue), .text(s.value.stringValue),
+                    .text(s.comment), .text(s.source.rawValue), .text(s.evaluator), .integer(s.createdUs),
+                ])
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+
+/// The layout of a dataset file.
+public enum DatasetFileFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line (`.jsonl`, `.ndjson`). Blank lines are skipped.
+    case jsonl
+    /// One JSON array of objects (`.json`).
+    case json
+
+    /// The format implied by a file's extension, or `nil`.
+    public init?(pathExtension: String) {
+        switch pathExtension.lowercased() {
+        case "jsonl", "ndjson": self = .jsonl
+        case "json": self = .json
+        default: return nil
+        }
+    }
+}
+
+/// What an import did.
+public struct ImportReport: Sendable, Hashable, CustomStringConvertible {
+    public var datasetName: String
+    /// The dataset version after the import.
+    public var version: Int
+    /// Items added.
+    public var created = 0
+    /// Items whose `id` matched an existing item with different content: the old one was archived.
+    public var updated = 0
+    /// Items whose `id` matched an existing item with the same content: nothing written.
+    public var unchanged = 0
+    /// Whether the import created the dataset.
+    public var createdDataset = false
+
+    public var description: String {
+        "\(datasetName): \(created) created, \(updated) updated, \(unchanged) unchanged (version \(version))"
+    }
+}
+
+extension XeroML {
+    /// The keys an item object may have. Anything else is refused, so a typo like `expected_ouput` is an
+    /// error instead of silently missing data.
+    static let itemKeys: Set<String> = ["id", "input", "expected_output", "expectedOutput", "metadata"]
+
+    /// Imports a JSONL or JSON file into the dataset `name`, creating it when missing.
+    ///
+    /// Each item is an object with `input` (required, any JSON), and optionally `expected_output`
+    /// (or `expectedOutput`), `metadata` (an object) and `id` (a string or number you choose; importing
+    /// again with the same id updates the item instead of adding a copy).
+    ///
+    /// The whole file is validated before anything is written, and written in one transaction: a
+    /// malformed file changes nothing.
+    /// - Throws: ``XeroMLError/Code/importFailed`` with a message that starts with `file:line:`.
+    @discardableResult
+    public func importDataset(name: String, from path: String, format: DatasetFileFormat? = nil,
+                              description: String? = nil) async throws -> ImportReport {
+        try Self.validateName(name, what: "dataset")
+        let drafts = try Self.parseDatasetFile(path: path, format: format)
+        return try await store.write { db in
+            var created = false
+            var row = try Self.datasetRow(db, name: name)
+            if row == nil {
+                let dataset = try Self.insertDataset(db, name: name, description: description, metadata: nil)
+                row = DatasetRow(id: dataset.id, name: name, description: description, metadata: nil, version: 0,
+                                 createdAt: dataset.createdAt)
+                created = true
+            }
+            var (report, _) = try Self.upsert(db, datasetID: row!.id, version: row!.version, drafts: drafts)
+            report.datasetName = name
+            report.createdDataset = created
+            return report
+        }
+    }
+
+    /// Reads and validates a dataset file without writing anything.
+    static func parseDatasetFile(path: String, format: DatasetFileFormat?) throws -> [ItemDraft] {
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw XeroMLError(.importFailed, "\(path): cannot read the file (\(error.localizedDescription))")
+        }
+        let name = url.lastPathComponent
+        let format = format ?? DatasetFileFormat(pathExtension: url.pathExtension) ?? sniffFormat(data)
+        var drafts: [ItemDraft] = []
+        switch format {
+        case .jsonl:
+            var lineNumber = 0
+            for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                lineNumber += 1
+                var bytes = Array(line)
+                if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+                if lineNumber == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                let location = "\(name):\(lineNumber)"
+                let value: JSONValue
+                do {
+                    var parser = JSONParser(bytes)
+                    value = try parser.parseDocument()
+                } catch {
+                    throw XeroMLError(.importFailed, "\(location): invalid JSON at column \(error.column): \(error.reason)")
+                }
+                drafts.append(try draft(from: value, location: location))
+            }
+        case .json:
+            let value: JSONValue
+            do {
+                var parser = JSONParser(Array(data))
+                value = try parser.parseDocument()
+            } catch {
+                throw XeroMLError(.importFailed, "\(name):\(error.line): invalid JSON at column \(error.column): \(error.reason)")
+            }
+            guard case .array(let elements) = value else {
+                throw XeroMLError(.importFailed, "\(name):1: expected a JSON array of item objects")
+            }
+            for (index, element) in elements.enumerated() {
+                drafts.append(try draft(from: element, location: "\(name): item \(index + 1)"))
+            }
+        }
+        guard !drafts.isEmpty else { throw XeroMLError(.importFailed, "\(name): the file has no items") }
+        var seen: [String: String] = [:]
+        for draft in drafts {
+            guard let id = draft.externalID else { continue }
+            if let first = seen[id] {
+                throw XeroMLError(.importFailed, "\(draft.location!): duplicate id \"\(id)\" (first at \(first))")
+            }
+            seen[id] = draft.location!
+        }
+        return drafts
+    }
+
+    private static func sniffFormat(_ data: Data) -> DatasetFileFormat {
+        let first = data.first { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
+        return first == UInt8(ascii: "[") ? .json : .jsonl
+    }
+
+    private static func draft(from value: JSONValue, location: String) throws -> ItemDraft {
+        guard case .object(let members) = value else {
+            throw XeroMLError(.importFailed, "\(location): expected an object with an \"input\" field")
+        }
+        if let unknown = members.keys.sorted().first(where: { !itemKeys.contains($0) }) {
+            throw XeroMLError(.importFailed,
+                "\(location): unknown field \"\(unknown)\" (allowed: id, input, expected_output, metadata)")
+        }
+        guard let input = members["input"], !input.isNull else {
+            throw XeroMLError(.importFailed, "\(location): missing field \"input\"")
+        }
+        if members["expected_output"] != nil && members["expectedOutput"] != nil {
+            throw XeroMLError(.importFailed, "\(location): both \"expected_output\" and \"expectedOutput\" given")
+        }
+        let metadata = members["metadata"]
+        if let metadata, !metadata.isNull, case .object = metadata {} else if let metadata, !metadata.isNull {
+            throw XeroMLError(.importFailed, "\(location): \"metadata\" must be an object")
+        }
+        var externalID: String?
+        switch members["id"] {
+        case nil, .null?: externalID = nil
+        case .string(let s)?:
+            guard !s.isEmpty else { throw XeroMLError(.importFailed, "\(location): \"id\" is empty") }
+            externalID = s
+        case .int(let i)?: externalID = String(i)
+        default: throw XeroMLError(.importFailed, "\(location): \"id\" must be a string or an integer")
+        }
+        let expected = members["expected_output"] ?? members["expectedOutput"]
+        return ItemDraft(externalID: externalID, input: input, expectedOutput: expected?.isNull == true ? nil : expected,
+                         metadata: metadata?.isNull == true ? nil : metadata, location: location)
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import XeroMLSQLite
+
+extension XeroML {
+    /// Starts a new experiment run named `name`, over the dataset `datasetName` or, with `nil`, over
+    /// local items given to ``Experiment/runItemRaw(input:expectedOutput:metadata:repetition:_:)``.
+    ///
+    /// The run records the dataset's current version.
+    /// - Throws: ``XeroMLError/Code/alreadyExists`` when the dataset already has a run of that name,
+    ///   ``XeroMLError/Code/notFound`` when the dataset does not exist.
+    public func createExperiment(name: String, datasetName: String? = nil, description: String? = nil,
+                                 metadata: JSONValue? = nil) async throws -> Experiment {
+        try Self.validateName(name, what: "run")
+        let row = try await store.write { db -> ExperimentRun in
+            var dataset: DatasetRow?
+            if let datasetName {
+                dataset = try Self.datasetRow(db, name: datasetName)
+                guard dataset != nil else { throw XeroMLError.notFound("dataset \"\(datasetName)\"") }
+            }
+            let exists = try db.queryFirst(
+                "SELECT 1 FROM experiment_runs WHERE name = ? AND dataset_id IS ?",
+                [.text(name), .text(dataset?.id)]) { _ in true } ?? false
+            if exists {
+                let scope = datasetName.map { "dataset \"\($0)\"" } ?? "the local runs"
+                throw XeroMLError(.alreadyExists, "\(scope) already has a run named \"\(name)\"; choose another name")
+            }
+            let id = UUIDv7.make()
+            let now = nowMicroseconds()
+            try db.run("""
+                INSERT INTO experiment_runs(id, dataset_id, dataset_version, name, description, metadata, status, created_us)
+                VALUES (?, ?, ?, ?, ?, ?, 'running', ?)
+                """, [.text(id), .text(dataset?.id), .integer(dataset?.version), .text(name), .text(description),
+                      metadata.sql, .integer(now)])
+            return ExperimentRun(id: id, name: name, datasetID: dataset?.id, datasetName: datasetName,
+                                 datasetVersion: dataset?.version, description: description, metadata: metadata,
+                                 status: .running, createdAt: date(microseconds: now), finishedAt: nil,
+                                 itemCount: 0, errorCount: 0)
+        }
+        return Experiment(id: row.id, name: row.name, datasetID: row.datasetID, datasetName: row.datasetName,
+                          datasetVersion: row.datasetVersion, client: self)
+    }
+
+    static let runColumns = """
+        r.id, r.name, r.dataset_id, d.name, r.dataset_version, r.description, r.metadata, r.status, r.created_us,
+        r.finished_us,
+        (SELECT count(*) FROM run_items i WHERE i.run_id = r.id),
+        (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL)
+        """
+
+    @Sendable static func readRun(_ s: Statement) -> ExperimentRun {
+        ExperimentRun(
+            id: s.text(0)!, name: s.text(1)!, datasetID: s.text(2), datasetName: s.text(3),
+            datasetVersion: s.optionalInt64(4).map(Int.init), description: s.text(5), metadata: parseStored(s.text(6)),
+            status: RunStatus(rawValue: s.text(7) ?? "") ?? .failed, createdAt: date(microseconds: s.int64(8)),
+            finishedAt: s.optionalInt64(9).map { date(microseconds: $0) }, itemCount: s.int(10), errorCount: s.int(11))
+    }
+
+    /// The runs of a dataset (or of every dataset with `nil`), newest first.
+    public func runs(datasetName: String? = nil) async throws -> [ExperimentRun] {
+        try await store.read { db in try Self.runs(db, datasetName: datasetName) }
+    }
+
+    static func runs(_ db: Connection, datasetName: String?) throws -> [ExperimentRun] {
+        if let datasetName {
+            guard try datasetRow(db, name: datasetName) != nil else { throw XeroMLError.notFound("dataset \"\(datasetName)\"") }
+            return try db.query("""
+                SELECT \(runColumns) FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id
+                WHERE d.name = ? ORDER BY r.id DESC
+                """, [.text(datasetName)], readRun)
+        }
+        return try db.query("""
+            SELECT \(runColumns) FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id ORDER BY r.id DESC
+            """, [], readRun)
+    }
+
+    /// The run with id `id`, or `nil`.
+    public func run(id: String) async throws -> ExperimentRun? {
+        try await store.read { db in try Self.findRun(db, reference: id, datasetName: nil) }
+    }
+
+    /// Finds a run by id, id prefix (at least 8 characters) or name. A name shared by runs of several
+    /// datasets is ambiguous unless `datasetName` is given.
+    static func findRun(_ db: Connection, reference: String, datasetName: String?) throws -> ExperimentRun? {
+        if let run = try db.queryFirst("""
+            SELECT \(runColumns) FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id WHERE r.id = ?
+            """, [.text(reference)], readRun) { return run }
+        var candidates = try db.query("""
+            SELECT \(runColumns) FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id
+            WHERE r.name = ? AND (? IS NULL OR d.name = ?) ORDER BY r.id DESC
+            """, [.text(reference), .text(datasetName), .text(datasetName)], readRun)
+        if candidates.isEmpty, reference.count >= 8 {
+            candidates = try db.query("""
+                SELECT \(runColumns) FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id
+                WHERE r.id >= ? AND r.id < ? || 'g' ORDER BY r.id
+                """, [.text(reference), .text(reference)], readRun)
+        }
+        if candidates.count > 1 {
+            let names = candidates.map { "\($0.id) (\($0.datasetName ?? "local"))" }.joined(separator: ", ")
+            throw XeroMLError(.invalidArgument, "\"\(reference)\" matches several runs: \(names); name the dataset or use an id")
+        }
+        return candidates.first
+    }
+
+    /// Every recorded item result of a run, in the order they were recorded, with the run's summary.
+    ///
+    /// Reads committed data only: call ``flush()`` first to include results still being written
+    /// (``Experiment/results()`` does).
+    public func results(runID: String) async throws -> ExperimentResults {
+        try await store.read { db in try Self.results(db, runID: runID) }
+    }
+
+    static func results(_ db: Connection, runID: String) throws -> ExperimentResults {
+        guard let run = try findRun(db, reference: runID, datasetName: nil) else { throw XeroMLError.notFound("run \(runID)") }
+        var scoresByItem: [String: [Score]] = [:]
+        var runScores: [Score] = []
+        let scoreRows = try db.query("""
+            SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
+                trace_id, observation_id, created_us
+            FROM scores WHERE run_id = ? ORDER BY id
+            """, [.text(run.id)], readScore)
+        for score in scoreRows {
+            if let item = score.runItemID { scoresByItem[item, default: []].append(score) }
+            else if score.traceID == nil { runScores.append(score) }
+        }
+        let items = try db.query("""
+            SELECT r.id, r.dataset_item_id, r.repetition, coalesce(r.input, d.input),
+                coalesce(r.expected_output, d.expected_output), coalesce(r.metadata, d.metadata), r.output, r.error,
+                r.latency_ms, r.trace_id, r.started_us
+            FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id
+            WHERE r.run_id = ? ORDER BY r.id
+            """, [.text(run.id)]) { s in
+            let id = s.text(0)!
+            return ExperimentItemResult(
+                id: id, runID: run.id, datasetItemID: s.text(1), repetition: s.int(2),
+                input: parseStored(s.text(3)) ?? .null, expectedOutput: parseStored(s.text(4)),
+                metadata: parseStored(s.text(5)), output: parseStored(s.text(6)), error: s.text(7),
+                latency: .microseconds(Int64((s.double(8) * 1000).rounded())), traceID: s.text(9),
+                startedAt: date(microseconds: s.int64(10)), scores: scoresByItem[id] ?? [])
+        }
+        let usage = try db.queryFirst("""
+            SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
+                coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id)
+            FROM traces t JOIN observations o ON o.trace_id = t.id
+            WHERE t.run_id = ? AND o.kind = 'generation'
+            """, [.text(run.id)]) { s in
+            UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
+                        generations: s.int(4))
+        } ?? UsageTotals()
+        return ExperimentResults(run: run, items: items, runScores: runScores, usage: usage)
+    }
+
+    @Sendable static func readScore(_ s: Statement) -> Score {
+        let value: ScoreValue
+        switch s.text(2) {
+        case "boolean": value = .boolean(s.double(3) != 0)
+        case "categorical": value = .categorical(s.text(4) ?? "")
+        case "text": value = .text(s.text(4) ?? "")
+        default: value = .numeric(s.double(3))
+        }
+        return Score(id: s.text(0)!, name: s.text(1)!, value: value, comment: s.text(5),
+                     source: ScoreSource(rawValue: s.text(6) ?? "") ?? .sdk, evaluator: s.text(7), runID: s.text(8),
+                     runItemID: s.text(9), traceID: s.text(10), observationID: s.text(11),
+                     createdAt: date(microseconds: s.int64(12)))
+    }
+
+    /// A trace with its observations and scores, or `nil`.
+    public func trace(id: String) async throws -> TraceRecord? {
+        try await store.read { db in
+            guard var trace = try db.queryFirst(
+                "SELECT id, name, run_id, input, output, metadata, started_us, ended_us FROM traces WHERE id = ?",
+                [.text(id)], { s in
+                    TraceRecord(id: s.text(0)!, name: s.text(1)!, runID: s.text(2), input: parseStored(s.text(3)),
+                                output: parseStored(s.text(4)), metadata: parseStored(s.text(5)),
+                                startedAt: date(microseconds: s.int64(6)),
+                                endedAt: s.optionalInt64(7).map { date(microseconds: $0) }, observations: [], scores: [])
+                }) else { return nil }
+            trace.observations = try db.query("""
+                SELECT id, trace_id, parent_id, kind, name, input, output, metadata, model, model_parameters,
+                    prompt_tokens, completion_tokens, total_tokens, cost, level, status_message, started_us, ended_us
+                FROM observations WHERE trace_id = ? ORDER BY started_us, id
+                """, [.text(id)]) { s in
+                ObservationRecord(
+                    id: s.text(0)!, traceID: s.text(1)!, parentID: s.text(2),
+                    kind: ObservationKind(rawValue: s.text(3)!) ?? .span, name: s.text(4)!,
+                    input: parseStored(s.text(5)), output: parseStored(s.text(6)), metadata: parseStored(s.text(7)),
+                    model: s.text(8), modelParameters: parseStored(s.text(9)),
+                    usage: TokenUsage(promptTokens: s.optionalInt64(10).map(Int.init),
+                                      completionTokens: s.optionalInt64(11).map(Int.init),
+                                      totalTokens: s.optionalInt64(12).map(Int.init)),
+                    cost: s.optionalDouble(13), level: ObservationLevel(rawValue: s.text(14)!) ?? .default,
+                    statusMessage: s.text(15), startedAt: date(microseconds: s.int64(16)),
+                    endedAt: s.optionalInt64(17).map { date(microseconds: $0) })
+            }
+            trace.scores = try db.query("""
+                SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
+                    trace_id, observation_id, created_us
+                FROM scores WHERE trace_id = ? ORDER BY id
+                """, [.text(id)], Self.readScore)
+            return trace
+        }
+    }
+}
