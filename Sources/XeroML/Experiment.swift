@@ -126,8 +126,12 @@ public final class Experiment: Sendable {
         batch.observations = [rootRow] + observations
         batch.runItems = [RunItemRow(
             id: runItemID, runID: id, datasetItemID: item?.id, repetition: repetition,
-            input: item == nil ? input : nil, expectedOutput: item == nil ? expectedOutput : nil,
-            metadata: item == nil ? metadata : nil, output: output, error: errorText, latencyMs: latencyMs,
+            // Dataset items keep their input in `dataset_items`; only raw items store theirs here.
+            // (Spelled with `Optional` on purpose: JSONValue is ExpressibleByNilLiteral, so a bare `nil`
+            // in a ternary would become JSON null.)
+            input: item == nil ? Optional(input) : Optional.none,
+            expectedOutput: item == nil ? expectedOutput : Optional.none,
+            metadata: item == nil ? metadata : Optional.none, output: output, error: errorText, latencyMs: latencyMs,
             traceID: traceID, startedUs: startedUs)]
         batch.scores = itemScores + spanScores
         await client.store.enqueue(batch)

@@ -80,7 +80,7 @@ extension XeroML {
         } catch {
             throw XeroMLError(.importFailed, "\(path): cannot read the file (\(error.localizedDescription))")
         }
-        let name = url.lastPathComponent
+        let name = path
         let format = format ?? DatasetFileFormat(pathExtension: url.pathExtension) ?? sniffFormat(data)
         var drafts: [ItemDraft] = []
         switch format {

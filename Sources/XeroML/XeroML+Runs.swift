@@ -200,3 +200,11 @@ extension XeroML {
         }
     }
 }
+
+extension XeroML {
+    /// Finds a run by id, id prefix (8+ characters) or name; `datasetName` disambiguates a name.
+    /// - Throws: ``XeroMLError/Code/invalidArgument`` when the reference matches several runs.
+    public func findRun(_ reference: String, datasetName: String? = nil) async throws -> ExperimentRun? {
+        try await store.read { db in try Self.findRun(db, reference: reference, datasetName: datasetName) }
+    }
+}

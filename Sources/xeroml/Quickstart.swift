@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import XeroML
+
+/// The README's main job: import the capitals dataset, run two variants of a small deterministic
+/// offline task with scores, and print a summary per run.
+struct Quickstart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import the sample dataset, run two experiment variants offline, and summarise them.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "The dataset file to import (default: Fixtures/datasets/capitals.jsonl).")
+    var dataset: String?
+
+    @Option(help: "The dataset name.")
+    var datasetName = "capitals"
+
+    func run() async throws {
+        let file = try dataset ?? Self.locateFixture()
+        let xeroml = try store.open()
+        let report = try await xeroml.importDataset(name: datasetName, from: file,
+                                                    description: "Capital cities: a sample dataset for the quickstart")
+        print("Imported \(file) → \(report)")
+        let dataset = try await xeroml.dataset(named: datasetName)
+        let existing = Set(try await xeroml.runs(datasetName: datasetName).map(\.name))
+
+        for variant in CapitalsModel.Variant.allCases {
+            var name = variant.rawValue
+            var n = 2
+            while existing.contains(name) { name = "\(variant.rawValue) #\(n)"; n += 1 }
+            let experiment = try await xeroml.createExperiment(
+                name: name, datasetName: datasetName, description: variant.summary,
+                metadata: ["model": .string(variant.modelName)])
+            let model = CapitalsModel(variant: variant)
+            for item in dataset.items {
+                try await experiment.runItem(item) { run in
+                    let question = run.input["question"]?.stringValue ?? run.input.displayText
+                    let answer = try await model.answer(question)
+                    run.setOutput(.string(answer))
+                    let expected = run.expectedOutput?.displayText ?? ""
+                    let normalized = { (s: String) in s.lowercased().trimmingCharacters(in: .whitespacesAndNewlines) }
+                    run.score(name: "exact_match", value: normalized(answer) == normalized(expected))
+                    run.score(name: "similarity",
+                              value: TextSimilarity.levenshteinSimilarity(normalized(answer), normalized(expected)))
+                    run.score(name: "answered", value: answer != CapitalsModel.unknown)
+                }
+            }
+            try await experiment.finish()
+            let results = try await experiment.results()
+            print("")
+            print(results.format())
+            print("  url: \(experiment.url)")
+        }
+        print("")
+        print("Stored in \(xeroml.path). Next: `xeroml runs list --db \(xeroml.path)`.")
+    }
+
+    /// Finds the sample dataset from the working directory, else next to this source tree.
+    static func locateFixture() throws -> String {
+        let relative = "Fixtures/datasets/capitals.jsonl"
+        if FileManager.default.fileExists(atPath: relative) { return relative }
+        let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidate = sourceRoot.appendingPathComponent(relative).path
+        if FileManager.default.fileExists(atPath: candidate) { return candidate }
+        throw ValidationError("cannot find \(relative); pass --dataset PATH")
+    }
+}
+
+/// A deterministic offline stand-in for a model answering capital-city questions, traced like a real
+/// one: a retrieval span and a generation with model name, token usage and cost.
+struct CapitalsModel: Sendable {
+    enum Variant: String, CaseIterable, Sendable {
+        case lookupV1 = "lookup-v1"
+        case lookupV2 = "lookup-v2"
+
+        var modelName: String { "xeroml-quickstart-\(rawValue)" }
+        var summary: String {
+            switch self {
+            case .lookupV1: "A small table of well-known capitals, English questions only."
+            case .lookupV2: "A larger table with country aliases and French questions."
+            }
+        }
+    }
+
+    struct UnsupportedLanguage: Error, CustomStringConvertible {
+        var question: String
+        var description: String { "unsupported language in question \"\(question)\"" }
+    }
+
+    static let unknown = "I don't know"
+    /// USD per 1,000 tokens, to show cost accounting.
+    static let pricePerThousandTokens = 0.002
+
+    let variant: Variant
+
+    private static let small: [String: String] = [
+        "france": "Paris", "germany": "Berlin", "italy": "Rome", "spain": "Madrid", "japan": "Tokyo",
+        "china": "Beijing", "egypt": "Cairo", "mexico": "Mexico City", "argentina": "Buenos Aires",
+        "united states": "Washington", "portugal": "Lisbon", "australia": "Sydney",
+    ]
+    private static let large: [String: String] = small.merging([
+        "united states": "Washington, D.C.", "australia": "Canberra", "netherlands": "Amsterdam",
+        "switzerland": "Zurich", "new zealand": "Wellington", "canada": "Ottawa", "brazil": "Brasilia",
+        "peru": "Lima", "india": "New Delhi", "turkey": "Ankara", "vietnam": "Hanoi", "nigeria": "Abuja",
+        "kenya": "Nairobi", "south africa": "Pretoria", "morocco": "Rabat", "norvège": "Oslo",
+    ]) { _, new in new }
+
+    func answer(_ question: String) async throws -> String {
+        let country = try await observe("parse-question", input: .string(question)) { span in
+            let lowered = question.lowercased()
+            let english = lowered.range(of: "capital of ")
+            let french = lowered.range(of: "capitale de la ") ?? lowered.range(of: "capitale du ")
+            guard let marker = english ?? (variant == .lookupV2 ? french : nil) else {
+                throw UnsupportedLanguage(question: question)
+            }
+            var rest = String(lowered[marker.upperBound...])
+            if rest.hasPrefix("the ") { rest.removeFirst(4) }
+            let country = rest.trimmingCharacters(in: CharacterSet(charactersIn: "?  ").union(.whitespaces))
+            span.setOutput(.string(country))
+            return country
+        }
+        let facts = await observe("retrieve") { span in
+            let table = variant == .lookupV1 ? Self.small : Self.large
+            let fact = table[country]
+            span.setOutput(fact.map { .string($0) } ?? .null)
+            return fact
+        }
+        return await observe("generate", as: .generation) { generation in
+            let answer = facts ?? Self.unknown
+            let promptTokens = question.split(separator: " ").count + 12
+            let completionTokens = answer.split(separator: " ").count
+            generation.setModel(variant.modelName, parameters: ["temperature": 0])
+            generation.setUsage(promptTokens: promptTokens, completionTokens: completionTokens)
+            generation.setCost(Double(promptTokens + completionTokens) / 1000 * Self.pricePerThousandTokens)
+            generation.setOutput(.string(answer))
+            return answer
+        }
+    }
+}

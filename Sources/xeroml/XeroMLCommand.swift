@@ -1,0 +1,24 @@
+import ArgumentParser
+import XeroML
+
+@main
+struct XeroMLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xeroml",
+        abstract: "XeroML: a local-first LLM evaluation engine.",
+        discussion: """
+            Every command works on one SQLite file: --db PATH, else $XEROML_DB, else ./xeroml.sqlite.
+            """,
+        subcommands: [Quickstart.self, Datasets.self, Runs.self]
+    )
+}
+
+/// The store option shared by every command.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The XeroML file (default: $XEROML_DB, else xeroml.sqlite).")
+    var db: String?
+
+    var path: String { db ?? XeroML.configuredPath }
+
+    func open() throws -> XeroML { try XeroML(path: path) }
+}

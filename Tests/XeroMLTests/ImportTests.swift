@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import XeroML
+
+@Suite struct ImportTests {
+    @Test func importsTheFixtureAndReimportsWithoutDuplicates() async throws {
+        let xeroml = try temporaryClient()
+        let path = repositoryRoot.appendingPathComponent("Fixtures/datasets/capitals.jsonl").path
+        let report = try await xeroml.importDataset(name: "capitals", from: path)
+        #expect(report.created == 26 && report.createdDataset && report.version == 1)
+        let again = try await xeroml.importDataset(name: "capitals", from: path)
+        #expect(again.created == 0 && again.unchanged == 26 && again.version == 1)
+        let dataset = try await xeroml.dataset(named: "capitals")
+        #expect(dataset.items.count == 26)
+        let france = try #require(dataset.items.first { $0.externalID == "fr" })
+        #expect(france.input == ["question": "What is the capital of France?"])
+        #expect(france.expectedOutput == "Paris")
+        #expect(france.metadata?["continent"] == "Europe")
+    }
+
+    @Test func updatesItemsByIdIntoANewVersion() async throws {
+        let xeroml = try temporaryClient()
+        let dir = temporaryDirectory()
+        try await xeroml.importDataset(name: "d", from: writeFile("v1.jsonl", """
+            {"id": "a", "input": "1", "expected_output": "one"}
+            {"id": "b", "input": "2", "expected_output": "two"}
+            """, in: dir))
+        let report = try await xeroml.importDataset(name: "d", from: writeFile("v2.jsonl", """
+            {"id": "a", "input": "1", "expected_output": "one"}
+            {"id": "b", "input": "2", "expected_output": "TWO"}
+            {"id": "c", "input": "3"}
+            """, in: dir))
+        #expect(report.created == 1 && report.updated == 1 && report.unchanged == 1 && report.version == 2)
+        let dataset = try await xeroml.dataset(named: "d")
+        #expect(dataset.items.count == 3)
+        #expect(dataset.items.first { $0.externalID == "b" }?.expectedOutput == "TWO")
+    }
+
+    @Test func importsAJSONArrayWithEitherSpelling() async throws {
+        let xeroml = try temporaryClient()
+        let path = writeFile("items.json", """
+            [
+              {"input": {"q": "x"}, "expectedOutput": [1, 2]},
+              {"input": "y", "expected_output": null, "metadata": {"m": true}, "id": 7}
+            ]
+            """)
+        let report = try await xeroml.importDataset(name: "arr", from: path)
+        #expect(report.created == 2)
+        let items = try await xeroml.dataset(named: "arr").items
+        #expect(items[0].expectedOutput == [1, 2])
+        #expect(items[1].externalID == "7" && items[1].expectedOutput == nil && items[1].metadata == ["m": true])
+    }
+
+    @Test(arguments: [
+        ("bad.jsonl", "{\"input\": 1}\n{\"input\": 2,}\n", "bad.jsonl:2: invalid JSON at column 13"),
+        ("bad.jsonl", "{\"input\": 1}\n\n{\"expected_output\": 2}\n", "bad.jsonl:3: missing field \"input\""),
+        ("bad.jsonl", "{\"input\": 1, \"expected_ouput\": 2}\n", "bad.jsonl:1: unknown field \"expected_ouput\""),
+        ("bad.jsonl", "[1]\n", "bad.jsonl:1: expected an object"),
+        ("bad.jsonl", "{\"id\": \"a\", \"input\": 1}\n{\"id\": \"a\", \"input\": 2}\n", "bad.jsonl:2: duplicate id \"a\" (first at"),
+        ("bad.jsonl", "{\"input\": 1, \"metadata\": [1]}\n", "bad.jsonl:1: \"metadata\" must be an object"),
+        ("bad.jsonl", "{\"input\": 1, \"id\": 1.5}\n", "bad.jsonl:1: \"id\" must be a string or an integer"),
+        ("bad.jsonl", "\n\n", "the file has no items"),
+        ("bad.json", "[{\"input\": 1},\n {\"input\": 2]", "bad.json:2: invalid JSON at column 13"),
+        ("bad.json", "{\"input\": 1}", "bad.json:1: expected a JSON array"),
+        ("bad.json", "[{\"input\": 1}, {\"output\": 2}]", "bad.json: item 2: unknown field \"output\""),
+    ])
+    func malformedFilesNameTheLineAndWriteNothing(name: String, text: String, expected: String) async throws {
+        let xeroml = try temporaryClient()
+        try await xeroml.importDataset(name: "existing", from: writeFile("ok.jsonl", "{\"input\": \"keep\"}\n"))
+        let path = writeFile(name, text)
+        for target in ["existing", "new"] {
+            do {
+                try await xeroml.importDataset(name: target, from: path)
+                Issue.record("\(name) should fail")
+            } catch let error as XeroMLError {
+                #expect(error.code == .importFailed)
+                #expect(error.message.contains(expected), "\(error.message)")
+                #expect(error.message.hasPrefix(path) || expected == "the file has no items")
+            }
+        }
+        let datasets = try await xeroml.datasets()
+        #expect(datasets.map(\.name) == ["existing"])
+        #expect(datasets[0].itemCount == 1 && datasets[0].version == 1)
+    }
+
+    @Test func aMissingFileIsAClearError() async throws {
+        let xeroml = try temporaryClient()
+        do {
+            try await xeroml.importDataset(name: "x", from: "/no/such/file.jsonl")
+            Issue.record("expected an error")
+        } catch let error as XeroMLError {
+            #expect(error.code == .importFailed)
+            #expect(error.message.hasPrefix("/no/such/file.jsonl: cannot read the file"))
+        }
+    }
+}
