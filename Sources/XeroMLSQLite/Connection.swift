@@ -1,4 +1,9 @@
 import XeroMLCSQLite
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One SQLite connection: the single owner of a `sqlite3*` handle.
 ///
@@ -79,7 +84,7 @@ public final class Connection {
             try check(xeroml_sqlite_disable_dqs(db))
             try check(sqlite3_busy_timeout(db, busyTimeoutMilliseconds))
             if mode == .readWrite {
-                try execute("PRAGMA journal_mode = WAL")
+                try enableWAL(busyTimeoutMilliseconds: busyTimeoutMilliseconds)
             }
             try execute("PRAGMA synchronous = NORMAL")
             try execute("PRAGMA foreign_keys = ON")
@@ -90,6 +95,27 @@ public final class Connection {
     }
 
     deinit { close() }
+
+    /// Switches the file to WAL unless it already is. Changing the journal mode needs an exclusive
+    /// lock, and SQLite does not call the busy handler for it while another process is setting the
+    /// file up, so this retries for up to the busy timeout.
+    private func enableWAL(busyTimeoutMilliseconds: Int32) throws(SQLiteError) {
+        let deadline = ContinuousClock.now + .milliseconds(Int(busyTimeoutMilliseconds))
+        while true {
+            do throws(SQLiteError) {
+                let statement = try prepare("PRAGMA journal_mode")
+                let mode = try statement.step() ? statement.text(0) ?? "" : ""
+                statement.finalize()
+                if mode.lowercased() == "wal" { return }
+                try execute("PRAGMA journal_mode = WAL")
+                return
+            } catch where (error.code == .busy || error.code == .locked) && ContinuousClock.now < deadline {
+                usleep(10_000)
+            } catch {
+                throw error
+            }
+        }
+    }
 
     /// Finalizes every cached statement and closes the handle. Safe to call twice.
     public func close() {

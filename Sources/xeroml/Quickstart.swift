@@ -26,12 +26,23 @@ struct Quickstart: AsyncParsableCommand {
         let existing = Set(try await xeroml.runs(datasetName: datasetName).map(\.name))
 
         for variant in CapitalsModel.Variant.allCases {
-            var name = variant.rawValue
-            var n = 2
-            while existing.contains(name) { name = "\(variant.rawValue) #\(n)"; n += 1 }
-            let experiment = try await xeroml.createExperiment(
-                name: name, datasetName: datasetName, description: variant.summary,
-                metadata: ["model": .string(variant.modelName)])
+            // Re-running the quickstart adds "lookup-v1 #2" and so on. Another process may take a name
+            // between the listing and the creation: then try the next one.
+            var n = 1
+            var experiment: Experiment?
+            while experiment == nil {
+                let name = n == 1 ? variant.rawValue : "\(variant.rawValue) #\(n)"
+                n += 1
+                if existing.contains(name) { continue }
+                do {
+                    experiment = try await xeroml.createExperiment(
+                        name: name, datasetName: datasetName, description: variant.summary,
+                        metadata: ["model": .string(variant.modelName)])
+                } catch let error as XeroMLError where error.code == .alreadyExists {
+                    continue
+                }
+            }
+            guard let experiment else { continue }
             let model = CapitalsModel(variant: variant)
             for item in dataset.items {
                 try await experiment.runItem(item) { run in
