@@ -6,20 +6,26 @@ public enum ScoreValue: Sendable, Hashable, CustomStringConvertible {
     case boolean(Bool)
     case categorical(String)
     case text(String)
+    /// No score could be given; the reason says why (e.g. the evaluator threw, or a judge's reply
+    /// could not be parsed). Counted apart, never as a zero.
+    case unscored(String)
 
     /// The value as a number: numeric values as they are, booleans as 1 or 0, otherwise `nil`.
     public var numericValue: Double? {
         switch self {
         case .numeric(let v): v
         case .boolean(let b): b ? 1 : 0
-        case .categorical, .text: nil
+        case .categorical, .text, .unscored: nil
         }
     }
+
+    /// Whether this is ``unscored(_:)``.
+    public var isUnscored: Bool { if case .unscored = self { true } else { false } }
 
     /// The value as a string: categories and text as they are, otherwise `nil`.
     public var stringValue: String? {
         switch self {
-        case .categorical(let s), .text(let s): s
+        case .categorical(let s), .text(let s), .unscored(let s): s
         case .numeric, .boolean: nil
         }
     }
@@ -31,6 +37,7 @@ public enum ScoreValue: Sendable, Hashable, CustomStringConvertible {
         case .boolean: "boolean"
         case .categorical: "categorical"
         case .text: "text"
+        case .unscored: "unscored"
         }
     }
 
@@ -39,6 +46,7 @@ public enum ScoreValue: Sendable, Hashable, CustomStringConvertible {
         case .numeric(let v): formatNumber(v)
         case .boolean(let b): b ? "true" : "false"
         case .categorical(let s), .text(let s): s
+        case .unscored(let reason): "unscored (\(reason))"
         }
     }
 }

@@ -123,7 +123,7 @@ enum Schema {
             trace_id        TEXT REFERENCES traces(id) ON DELETE CASCADE,
             observation_id  TEXT REFERENCES observations(id) ON DELETE CASCADE,
             name            TEXT NOT NULL,
-            data_type       TEXT NOT NULL CHECK (data_type IN ('numeric', 'boolean', 'categorical', 'text')),
+            data_type       TEXT NOT NULL CHECK (data_type IN ('numeric', 'boolean', 'categorical', 'text', 'unscored')),
             value           REAL,
             string_value    TEXT,
             comment         TEXT,

@@ -155,6 +155,7 @@ extension XeroML {
         case "boolean": value = .boolean(s.double(3) != 0)
         case "categorical": value = .categorical(s.text(4) ?? "")
         case "text": value = .text(s.text(4) ?? "")
+        case "unscored": value = .unscored(s.text(4) ?? "")
         default: value = .numeric(s.double(3))
         }
         return Score(id: s.text(0)!, name: s.text(1)!, value: value, comment: s.text(5),
