@@ -31,9 +31,13 @@ public final class Experiment: Sendable {
     public let datasetVersion: Int?
     /// The client the run records into.
     public let client: XeroML
+    /// Evaluators that run automatically after each item whose task succeeded.
+    public let evaluators: [any Evaluator]
     private let closed = Atomic<Bool>(false)
 
-    init(id: String, name: String, datasetID: String?, datasetName: String?, datasetVersion: Int?, client: XeroML) {
+    init(id: String, name: String, datasetID: String?, datasetName: String?, datasetVersion: Int?, client: XeroML,
+         evaluators: [any Evaluator] = []) {
+        self.evaluators = evaluators
         self.id = id
         self.name = name
         self.datasetID = datasetID
@@ -88,16 +92,29 @@ public final class Experiment: Sendable {
             throw XeroMLError(.runNotWritable, "run \"\(name)\" is finished and takes no more results")
         }
         guard repetition >= 0 else { throw XeroMLError(.invalidArgument, "repetition must be 0 or more") }
+        var pending = try await execute(
+            PendingItem.Source(input: input, expectedOutput: expectedOutput, metadata: metadata, item: item,
+                               repetition: repetition), task)
+        if pending.failure == nil && !evaluators.isEmpty {
+            await evaluate(&pending, with: evaluators)
+        }
+        await client.store.enqueue(pending.batch)
+        return pending.result
+    }
+
+    /// Runs the task of one item inside a new trace and collects everything to write.
+    /// Throws only `CancellationError`, when the calling task is cancelled.
+    func execute(_ source: PendingItem.Source, _ task: (ItemRun) async throws -> Void) async throws -> PendingItem {
         let clock = ContinuousClock()
         let start = clock.now
         let startedUs = nowMicroseconds()
         let traceID = UUIDv7.make()
         let runItemID = UUIDv7.make()
         let recorder = TraceRecorder(traceID: traceID, runID: id, store: client.store, runItemID: runItemID)
-        let root = Span(kind: .span, name: name, traceID: traceID, parentID: nil, input: input, metadata: nil,
+        let root = Span(kind: .span, name: name, traceID: traceID, parentID: nil, input: source.input, metadata: nil,
                         recorder: recorder)
-        let run = ItemRun(input: input, expectedOutput: expectedOutput, metadata: metadata, item: item,
-                          repetition: repetition, span: root, runItemID: runItemID, runID: id)
+        let run = ItemRun(input: source.input, expectedOutput: source.expectedOutput, metadata: source.metadata,
+                          item: source.item, repetition: source.repetition, span: root, runItemID: runItemID, runID: id)
         let context = TraceContext(traceID: traceID, observationID: root.id, recorder: recorder)
         let failure: (any Error)? = await XeroML.$local.withValue(client) {
             await TraceContext.$local.withValue(context) {
@@ -109,8 +126,11 @@ public final class Experiment: Sendable {
                 }
             }
         }
-        if failure is CancellationError && Task.isCancelled {
-            _ = recorder.seal()
+        // A task that fails while its caller is cancelled failed because of the cancellation (whatever
+        // error it chose to throw): record nothing, so a resumed run runs it again. A task that
+        // finished despite the cancellation is recorded.
+        if failure != nil && Task.isCancelled {
+            recorder.discard()
             throw CancellationError()
         }
         let latency = start.duration(to: clock.now)
@@ -118,45 +138,99 @@ public final class Experiment: Sendable {
         root.setOutput(output)
         let rootRow = root.end(error: failure)
         let (observations, spanScores) = recorder.seal()
-        let errorText = failure.map(describeError)
-        let latencyMs = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
         var batch = WriteBatch()
-        batch.traces = [TraceRow(id: traceID, name: name, runID: id, input: input, output: output, metadata: nil,
+        batch.traces = [TraceRow(id: traceID, name: name, runID: id, input: source.input, output: output, metadata: nil,
                                  startedUs: startedUs, endedUs: rootRow.endedUs)]
         batch.observations = [rootRow] + observations
         batch.runItems = [RunItemRow(
-            id: runItemID, runID: id, datasetItemID: item?.id, repetition: repetition,
+            id: runItemID, runID: id, datasetItemID: source.item?.id, repetition: source.repetition,
             // Dataset items keep their input in `dataset_items`; only raw items store theirs here.
             // (Spelled with `Optional` on purpose: JSONValue is ExpressibleByNilLiteral, so a bare `nil`
             // in a ternary would become JSON null.)
-            input: item == nil ? Optional(input) : Optional.none,
-            expectedOutput: item == nil ? expectedOutput : Optional.none,
-            metadata: item == nil ? metadata : Optional.none, output: output, error: errorText, latencyMs: latencyMs,
+            input: source.item == nil ? Optional(source.input) : Optional.none,
+            expectedOutput: source.item == nil ? source.expectedOutput : Optional.none,
+            metadata: source.item == nil ? source.metadata : Optional.none,
+            output: output, error: failure.map(describeError), latencyMs: latency.milliseconds,
             traceID: traceID, startedUs: startedUs)]
         batch.scores = itemScores + spanScores
-        await client.store.enqueue(batch)
-        return ExperimentItemResult(
-            id: runItemID, runID: id, datasetItemID: item?.id, repetition: repetition, input: input,
-            expectedOutput: expectedOutput, metadata: metadata, output: output, error: errorText, latency: latency,
-            traceID: traceID, startedAt: date(microseconds: startedUs), scores: batch.scores.map(Score.init(row:)))
+        return PendingItem(source: source, batch: batch, failure: failure, latency: latency,
+                           observations: batch.observations)
+    }
+
+    /// Runs `evaluators` on an executed item and adds their scores. A throwing evaluator yields an
+    /// unscored score carrying the reason.
+    func evaluate(_ pending: inout PendingItem, with evaluators: [any Evaluator]) async {
+        let runItem = pending.batch.runItems[0]
+        let input = EvaluationInput(
+            input: pending.source.input, output: runItem.output, expectedOutput: pending.source.expectedOutput,
+            metadata: pending.source.metadata, latency: pending.latency, traceID: runItem.traceID ?? "",
+            observations: pending.observations.map(ObservationRecord.init(row:)), repetition: runItem.repetition)
+        let context = TraceContext(traceID: runItem.traceID ?? "", observationID: pending.batch.observations.first?.id,
+                                   recorder: TraceRecorder(traceID: runItem.traceID ?? "", runID: id, store: client.store,
+                                                           runItemID: runItem.id))
+        for evaluator in evaluators {
+            var evaluations: [Evaluation]
+            do {
+                evaluations = try await XeroML.$local.withValue(client) {
+                    try await TraceContext.$local.withValue(context) { try await evaluator.evaluate(input) }
+                }
+                if evaluations.isEmpty {
+                    evaluations = [Evaluation(name: evaluator.name, value: .unscored("the evaluator returned no result"))]
+                }
+            } catch {
+                evaluations = [Evaluation(name: evaluator.name, value: .unscored(describeError(error)))]
+            }
+            let now = nowMicroseconds()
+            for evaluation in evaluations {
+                pending.batch.scores.append(ScoreRow(
+                    id: UUIDv7.make(), runID: id, runItemID: runItem.id, traceID: runItem.traceID,
+                    observationID: evaluation.observationID, name: evaluation.name, value: evaluation.value,
+                    comment: evaluation.comment ?? evaluation.value.unscoredReason, source: .evaluator,
+                    evaluator: evaluator.name, createdUs: now))
+            }
+        }
+        // Observations the evaluators made (e.g. judge calls) join the item's trace.
+        let (observations, scores) = context.recorder.seal()
+        pending.batch.observations += observations
+        pending.batch.scores += scores
     }
 
     /// Attaches a score to the whole run (for example an aggregate computed over all items).
-    public func score(name: String, value: ScoreValue, comment: String? = nil) async {
+    /// - Throws: ``XeroMLError/Code/runNotWritable`` after ``finish(status:)``.
+    public func score(name: String, value: ScoreValue, comment: String? = nil) async throws {
+        guard !closed.load(ordering: .relaxed) else {
+            throw XeroMLError(.runNotWritable, "run \"\(self.name)\" is finished and takes no more scores")
+        }
+        await score(name: name, value: value, comment: comment, source: .sdk, evaluator: nil)
+    }
+
+    func score(name: String, value: ScoreValue, comment: String?, source: ScoreSource, evaluator: String?) async {
         await client.store.enqueue(WriteBatch(scores: [ScoreRow(
             id: UUIDv7.make(), runID: id, runItemID: nil, traceID: nil, observationID: nil, name: name, value: value,
-            comment: comment, source: .sdk, evaluator: nil, createdUs: nowMicroseconds())]))
+            comment: comment, source: source, evaluator: evaluator, createdUs: nowMicroseconds())]))
     }
 
     /// Commits every recorded result and marks the run `status` (by default finished).
     /// After this, the run takes no more results.
+    ///
+    /// The status is recorded even when some results could not be written; the error then says which.
     public func finish(status: RunStatus = .finished) async throws {
         closed.store(true, ordering: .relaxed)
-        try await client.flush()
+        var flushError: (any Error)?
+        do { try await client.flush() } catch { flushError = error }
+        try await mark(status)
+        // A finished run is complete: fold the write-ahead log into the main file so the file can be
+        // copied on its own (https://www.sqlite.org/wal.html#ckpt).
+        try? await client.store.checkpoint()
+        if let flushError { throw flushError }
+    }
+
+    /// Records the run's status.
+    func mark(_ status: RunStatus) async throws {
         let id = self.id
         try await client.store.write { db in
             try db.run("UPDATE experiment_runs SET status = ?, finished_us = ? WHERE id = ?",
-                       [.text(status.rawValue), .integer(nowMicroseconds()), .text(id)])
+                       [.text(status.rawValue), status == .running ? .null : .integer(nowMicroseconds()), .text(id)])
         }
     }
 
@@ -259,4 +333,46 @@ extension Score {
                   evaluator: row.evaluator, runID: row.runID, runItemID: row.runItemID, traceID: row.traceID,
                   observationID: row.observationID, createdAt: date(microseconds: row.createdUs))
     }
+}
+
+/// One executed item on its way to the writer.
+struct PendingItem: Sendable {
+    struct Source: Sendable {
+        var input: JSONValue
+        var expectedOutput: JSONValue?
+        var metadata: JSONValue?
+        var item: DatasetItem?
+        var repetition: Int
+    }
+    var source: Source
+    var batch: WriteBatch
+    var failure: (any Error)?
+    var latency: Duration
+    var observations: [ObservationRow]
+
+    var result: ExperimentItemResult {
+        let row = batch.runItems[0]
+        return ExperimentItemResult(
+            id: row.id, runID: row.runID, datasetItemID: row.datasetItemID, repetition: row.repetition,
+            input: source.input, expectedOutput: source.expectedOutput, metadata: source.metadata, output: row.output,
+            error: row.error, latency: latency, attempts: row.attempts, traceID: row.traceID,
+            startedAt: date(microseconds: row.startedUs), scores: batch.scores.map(Score.init(row:)))
+    }
+}
+
+extension ObservationRecord {
+    init(row o: ObservationRow) {
+        self.init(id: o.id, traceID: o.traceID, parentID: o.parentID, kind: o.kind, name: o.name, input: o.input,
+                  output: o.output, metadata: o.metadata, model: o.model, modelParameters: o.modelParameters,
+                  usage: o.usage, cost: o.cost, level: o.level, statusMessage: o.statusMessage,
+                  startedAt: date(microseconds: o.startedUs), endedAt: o.endedUs.map { date(microseconds: $0) })
+    }
+}
+
+extension ScoreValue {
+    var unscoredReason: String? { if case .unscored(let reason) = self { reason } else { nil } }
+}
+
+extension Duration {
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }

@@ -243,8 +243,10 @@ public struct ExperimentItemResult: Sendable, Hashable, Identifiable {
     public var output: JSONValue?
     /// The error the task threw, when it threw.
     public var error: String?
-    /// Wall time of the task.
+    /// Wall time of the task (of its last attempt, when it was retried).
     public var latency: Duration
+    /// How many times the task ran: more than 1 when retryable errors were retried.
+    public var attempts: Int = 1
     public var traceID: String?
     public var startedAt: Date
     /// The scores of this item, in the order they were recorded.

@@ -47,6 +47,7 @@ struct RunItemRow: Sendable {
     var output: JSONValue?
     var error: String?
     var latencyMs: Double
+    var attempts: Int = 1
     var traceID: String?
     var startedUs: Int64
 }
@@ -154,33 +155,12 @@ final class Store: Sendable {
         }
     }
 
-    /// Runs `body` on a read-only connection, blocking the calling thread. For the CLI.
-    func readSync<T>(_ body: (Connection) throws -> T) throws -> T {
-        do {
-            return try readers[0].sync { db in try db.transaction(.deferred) { try body(db) } }
-        } catch let error as SQLiteError {
-            throw XeroMLError.storage(error, path: path)
-        }
-    }
-
     // MARK: Writes
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer, after every batch enqueued before.
     func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         do {
             return try await writer.run { [self] db in
-                drain(db)
-                return try withLockRetry { try db.transaction(.immediate) { try body(db) } }
-            }
-        } catch let error as SQLiteError {
-            throw XeroMLError.storage(error, path: path)
-        }
-    }
-
-    /// Runs `body` in a write transaction, blocking the calling thread. For the CLI and set-up.
-    func writeSync<T>(_ body: (Connection) throws -> T) throws -> T {
-        do {
-            return try writer.sync { db in
                 drain(db)
                 return try withLockRetry { try db.transaction(.immediate) { try body(db) } }
             }
@@ -300,6 +280,12 @@ final class Store: Sendable {
         }
     }
 
+    /// Copies the write-ahead log into the main file without blocking readers or writers
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`).
+    func checkpoint() async throws {
+        _ = try await writer.run { db in try db.execute("PRAGMA wal_checkpoint(PASSIVE)") }
+    }
+
     /// Statistics of the writer: batches and transactions committed so far.
     var writerStatistics: (batches: Int, transactions: Int) {
         state.withLock { ($0.committedBatches, $0.committedTransactions) }
@@ -340,14 +326,14 @@ final class Store: Sendable {
         if !batch.runItems.isEmpty {
             let statement = try db.cached("""
                 INSERT INTO run_items(id, run_id, dataset_item_id, repetition, input, expected_output, metadata,
-                    output, error, latency_ms, trace_id, started_us)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    output, error, latency_ms, attempts, trace_id, started_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for r in batch.runItems {
                 try statement.run([
                     .text(r.id), .text(r.runID), .text(r.datasetItemID), .integer(Int64(r.repetition)),
                     r.input.sql, r.expectedOutput.sql, r.metadata.sql, r.output.sql, .text(r.error),
-                    .real(r.latencyMs), .text(r.traceID), .integer(r.startedUs),
+                    .real(r.latencyMs), .integer(Int64(r.attempts)), .text(r.traceID), .integer(r.startedUs),
                 ])
             }
         }

@@ -1,5 +1,7 @@
 import Foundation
 
+import XeroMLSQLite
+
 /// Token and cost totals of the generations recorded in a run's traces.
 public struct UsageTotals: Sendable, Hashable {
     public var promptTokens = 0
@@ -39,10 +41,12 @@ public struct ExperimentResults: Sendable, RandomAccessCollection {
 /// Summary statistics of one score name over the items of a run.
 public struct ScoreStatistics: Sendable, Hashable, Codable {
     public var name: String
-    /// "numeric", "boolean", "categorical" or "text".
+    /// "numeric", "boolean", "categorical", "text", "mixed", or "unscored" when no item got a value.
     public var dataType: String
-    /// Items with this score.
+    /// Items with a value for this score (unscored ones excluded).
     public var count: Int
+    /// Items the evaluator could not score (``ScoreValue/unscored(_:)``): never counted as zeros.
+    public var unscored: Int
     public var mean: Double?
     /// Sample standard deviation (n − 1).
     public var standardDeviation: Double?
@@ -75,9 +79,7 @@ public struct RunSummary: Sendable, Hashable {
         errorCount = items.lazy.filter { $0.error != nil }.count
         self.runScores = runScores
         self.usage = usage
-        let latencies = items.map { $0.latency }.sorted()
-        latencyP50 = Statistics.percentile(latencies.map(\.seconds), 0.5).map { Duration.seconds($0) }
-        latencyP95 = Statistics.percentile(latencies.map(\.seconds), 0.95).map { Duration.seconds($0) }
+        (latencyP50, latencyP95) = Self.latencyPercentiles(items.map { $0.latency.seconds })
         var order: [String] = []
         var byName: [String: [ScoreValue]] = [:]
         for item in items {
@@ -86,7 +88,12 @@ public struct RunSummary: Sendable, Hashable {
                 byName[score.name, default: []].append(score.value)
             }
         }
-        scores = order.map { ScoreStatistics(name: $0, values: byName[$0]!) }
+        scores = order.map { ScoreStatistics(ScoreAggregate(name: $0, values: byName[$0]!)) }
+    }
+
+    static func latencyPercentiles(_ seconds: [Double]) -> (Duration?, Duration?) {
+        let sorted = seconds.sorted()
+        return (Statistics.percentile(sorted, 0.5).map { .seconds($0) }, Statistics.percentile(sorted, 0.95).map { .seconds($0) })
     }
 
     /// The statistics of the score `name`, or `nil`.
@@ -118,9 +125,12 @@ public struct RunSummary: Sendable, Hashable {
             } else if let categories = s.categories {
                 text += categories.sorted { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }
                     .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            } else {
+            } else if s.count > 0 {
                 text += "\(s.count) text values"
+            } else {
+                text += "no values"
             }
+            if s.unscored > 0 { text += ", \(s.unscored) unscored" }
             lines.append(text)
         }
         for score in runScores { lines.append("  \(score.name) (run): \(score.value)") }
@@ -128,27 +138,79 @@ public struct RunSummary: Sendable, Hashable {
     }
 }
 
-extension ScoreStatistics {
+/// What the statistics of one score name are computed from, whether the values are in memory or
+/// aggregated by SQL.
+struct ScoreAggregate {
+    var name: String
+    var numericCount = 0
+    var booleanCount = 0
+    var categoricalCount = 0
+    var textCount = 0
+    var unscoredCount = 0
+    var sum = 0.0
+    var sumOfSquares = 0.0
+    var min: Double?
+    var max: Double?
+    var median: Double?
+    var p95: Double?
+    var categories: [String: Int] = [:]
+
+    init(name: String) { self.name = name }
+
     init(name: String, values: [ScoreValue]) {
         self.name = name
-        dataType = values.first?.dataType ?? "numeric"
-        count = values.count
-        let numbers = values.compactMap(\.numericValue)
-        if numbers.count == values.count, !numbers.isEmpty {
-            let stats = Statistics.describe(numbers)
-            mean = stats.mean
-            standardDeviation = stats.standardDeviation
-            standardError = stats.standardError
-            confidenceInterval95 = stats.confidenceInterval95
-            let sorted = numbers.sorted()
-            min = sorted.first
-            max = sorted.last
-            median = Statistics.percentile(sorted, 0.5)
-            p95 = Statistics.percentile(sorted, 0.95)
-            if values.allSatisfy({ if case .boolean = $0 { true } else { false } }) { passRate = stats.mean }
-        } else if values.allSatisfy({ if case .categorical = $0 { true } else { false } }) {
-            categories = values.reduce(into: [:]) { $0[$1.stringValue ?? "", default: 0] += 1 }
+        var numbers: [Double] = []
+        for value in values {
+            switch value {
+            case .numeric(let v): numericCount += 1; numbers.append(v)
+            case .boolean(let b): booleanCount += 1; numbers.append(b ? 1 : 0)
+            case .categorical(let c): categoricalCount += 1; categories[c, default: 0] += 1
+            case .text: textCount += 1
+            case .unscored: unscoredCount += 1
+            }
         }
+        let mean = numbers.isEmpty ? 0 : numbers.reduce(0, +) / Double(numbers.count)
+        sum = numbers.reduce(0, +)
+        // Sum of squares about the mean, shifted back, for numerical stability.
+        sumOfSquares = numbers.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } + Double(numbers.count) * mean * mean
+        numbers.sort()
+        min = numbers.first
+        max = numbers.last
+        median = Statistics.percentile(numbers, 0.5)
+        p95 = Statistics.percentile(numbers, 0.95)
+    }
+
+    var numberCount: Int { numericCount + booleanCount }
+}
+
+extension ScoreStatistics {
+    init(_ a: ScoreAggregate) {
+        name = a.name
+        let kinds = [("numeric", a.numericCount), ("boolean", a.booleanCount), ("categorical", a.categoricalCount),
+                     ("text", a.textCount)].filter { $0.1 > 0 }
+        dataType = kinds.count == 1 ? kinds[0].0 : kinds.isEmpty ? "unscored" : "mixed"
+        count = a.numberCount + a.categoricalCount + a.textCount
+        unscored = a.unscoredCount
+        if a.numberCount > 0 {
+            let n = Double(a.numberCount)
+            let mean = a.sum / n
+            self.mean = mean
+            if a.numberCount > 1 {
+                let variance = Swift.max(0, (a.sumOfSquares - n * mean * mean) / (n - 1))
+                let sd = variance.squareRoot()
+                let se = sd / n.squareRoot()
+                let t = Statistics.tQuantile975(degreesOfFreedom: a.numberCount - 1)
+                standardDeviation = sd
+                standardError = se
+                confidenceInterval95 = (mean - t * se)...(mean + t * se)
+            }
+            min = a.min
+            max = a.max
+            median = a.median
+            p95 = a.p95
+            if a.booleanCount == a.numberCount { passRate = mean }
+        }
+        if a.categoricalCount > 0 { categories = a.categories }
     }
 }
 
@@ -157,14 +219,8 @@ public enum Statistics {
     /// Mean, sample standard deviation, standard error and a t-based 95% confidence interval.
     public static func describe(_ values: [Double]) -> (mean: Double, standardDeviation: Double?, standardError: Double?,
                                                        confidenceInterval95: ClosedRange<Double>?) {
-        let n = Double(values.count)
-        let mean = values.reduce(0, +) / n
-        guard values.count > 1 else { return (mean, nil, nil, nil) }
-        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
-        let sd = variance.squareRoot()
-        let se = sd / n.squareRoot()
-        let t = tQuantile975(degreesOfFreedom: values.count - 1)
-        return (mean, sd, se, (mean - t * se)...(mean + t * se))
+        let stats = ScoreStatistics(ScoreAggregate(name: "", values: values.map(ScoreValue.numeric)))
+        return (stats.mean ?? .nan, stats.standardDeviation, stats.standardError, stats.confidenceInterval95)
     }
 
     /// The p-th percentile (0…1) of sorted values, by linear interpolation between closest ranks
@@ -201,4 +257,91 @@ func formatDuration(_ d: Duration) -> String {
     if s < 0.001 { return String(format: "%.0f µs", s * 1e6) }
     if s < 1 { return String(format: "%.1f ms", s * 1e3) }
     return String(format: "%.2f s", s)
+}
+
+extension RunSummary {
+    /// Statistics computed by SQL over the stored results of a run, without loading them: aggregates
+    /// and percentiles come from the covering index on (run_id, name, value).
+    init(_ db: Connection, runID: String) throws {
+        let run = [SQLValue.text(runID)]
+        (itemCount, errorCount) = try db.queryFirst(
+            "SELECT count(*), count(error) FROM run_items WHERE run_id = ?", run) { ($0.int(0), $0.int(1)) } ?? (0, 0)
+        let latencies = try db.query("SELECT latency_ms FROM run_items WHERE run_id = ?", run) { $0.double(0) / 1000 }
+        (latencyP50, latencyP95) = Self.latencyPercentiles(latencies)
+        var aggregates = try db.query("""
+            SELECT name, sum(data_type = 'numeric'), sum(data_type = 'boolean'), sum(data_type = 'categorical'),
+                sum(data_type = 'text'), sum(data_type = 'unscored'), total(value), total(value * value), min(value),
+                max(value), min(rowid)
+            FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL GROUP BY name ORDER BY min(rowid)
+            """, run) { s -> ScoreAggregate in
+            var a = ScoreAggregate(name: s.text(0)!)
+            a.numericCount = s.int(1)
+            a.booleanCount = s.int(2)
+            a.categoricalCount = s.int(3)
+            a.textCount = s.int(4)
+            a.unscoredCount = s.int(5)
+            a.sum = s.double(6)
+            a.sumOfSquares = s.double(7)
+            a.min = s.optionalDouble(8)
+            a.max = s.optionalDouble(9)
+            return a
+        }
+        let nth = try db.cached("""
+            SELECT value FROM scores WHERE run_id = ? AND name = ? AND run_item_id IS NOT NULL AND value IS NOT NULL
+            ORDER BY value LIMIT 2 OFFSET ?
+            """)
+        func percentile(_ name: String, count: Int, _ p: Double) throws -> Double? {
+            guard count > 0 else { return nil }
+            let h = Double(count - 1) * p
+            let lower = Int(h.rounded(.down))
+            let values = try nth.query([.text(runID), .text(name), .integer(Int64(lower))]) { $0.double(0) }
+            guard let low = values.first else { return nil }
+            let high = values.count > 1 ? values[1] : low
+            return low + (h - Double(lower)) * (high - low)
+        }
+        for i in aggregates.indices where aggregates[i].numberCount > 0 {
+            aggregates[i].median = try percentile(aggregates[i].name, count: aggregates[i].numberCount, 0.5)
+            aggregates[i].p95 = try percentile(aggregates[i].name, count: aggregates[i].numberCount, 0.95)
+        }
+        let categories = try db.query("""
+            SELECT name, string_value, count(*) FROM scores
+            WHERE run_id = ? AND run_item_id IS NOT NULL AND data_type = 'categorical' GROUP BY name, string_value
+            """, run) { ($0.text(0)!, $0.text(1) ?? "", $0.int(2)) }
+        for (name, category, count) in categories {
+            if let i = aggregates.firstIndex(where: { $0.name == name }) { aggregates[i].categories[category] = count }
+        }
+        scores = aggregates.map(ScoreStatistics.init)
+        runScores = try db.query("""
+            SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
+                trace_id, observation_id, created_us
+            FROM scores WHERE run_id = ? AND run_item_id IS NULL AND trace_id IS NULL ORDER BY id
+            """, run, XeroML.readScore)
+        usage = try XeroML.usage(db, runID: runID)
+    }
+
+    /// The summary as JSON, for tools.
+    public var jsonValue: JSONValue {
+        func number(_ d: Double?) -> JSONValue { d.map { $0.isFinite ? .double($0) : .null } ?? .null }
+        var scoreObjects: [JSONValue] = []
+        for s in scores {
+            var o: [String: JSONValue] = [
+                "name": .string(s.name), "data_type": .string(s.dataType), "count": .int(Int64(s.count)),
+                "unscored": .int(Int64(s.unscored)), "mean": number(s.mean), "standard_deviation": number(s.standardDeviation),
+                "standard_error": number(s.standardError), "min": number(s.min), "median": number(s.median),
+                "p95": number(s.p95), "max": number(s.max), "pass_rate": number(s.passRate),
+            ]
+            if let ci = s.confidenceInterval95 { o["ci95"] = [number(ci.lowerBound), number(ci.upperBound)] }
+            if let categories = s.categories { o["categories"] = .object(categories.mapValues { .int(Int64($0)) }) }
+            scoreObjects.append(.object(o))
+        }
+        return [
+            "items": .int(Int64(itemCount)), "errors": .int(Int64(errorCount)), "scores": .array(scoreObjects),
+            "latency_p50_ms": number(latencyP50?.milliseconds), "latency_p95_ms": number(latencyP95?.milliseconds),
+            "tokens": ["prompt": .int(Int64(usage.promptTokens)), "completion": .int(Int64(usage.completionTokens)),
+                       "total": .int(Int64(usage.totalTokens))],
+            "cost": .double(usage.cost),
+            "run_scores": .object(Dictionary(runScores.map { ($0.name, JSONValue.string($0.value.description)) },
+                                             uniquingKeysWith: { first, _ in first })),
+        ]
+    }
 }

@@ -15,6 +15,7 @@ final class TraceRecorder: Sendable {
         var observations: [ObservationRow] = []
         var scores: [ScoreRow] = []
         var sealed = false
+        var discarded = false
     }
     private let state = Mutex(State())
 
@@ -27,7 +28,7 @@ final class TraceRecorder: Sendable {
 
     func record(_ row: ObservationRow) {
         let late = state.withLock { s in
-            if s.sealed { return true }
+            if s.sealed { return !s.discarded }
             s.observations.append(row)
             return false
         }
@@ -36,11 +37,22 @@ final class TraceRecorder: Sendable {
 
     func record(_ row: ScoreRow) {
         let late = state.withLock { s in
-            if s.sealed { return true }
+            if s.sealed { return !s.discarded }
             s.scores.append(row)
             return false
         }
         if late { store.enqueueNow(WriteBatch(scores: [row])) }
+    }
+
+    /// Drops the trace: nothing recorded so far or later is written (its item was cancelled, so the
+    /// trace itself is never written and late rows would have nothing to attach to).
+    func discard() {
+        state.withLock { s in
+            s.sealed = true
+            s.discarded = true
+            s.observations = []
+            s.scores = []
+        }
     }
 
     /// Takes what was recorded so far; later records are written on their own.

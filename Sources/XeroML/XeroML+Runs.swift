@@ -8,8 +8,11 @@ extension XeroML {
     /// The run records the dataset's current version.
     /// - Throws: ``XeroMLError/Code/alreadyExists`` when the dataset already has a run of that name,
     ///   ``XeroMLError/Code/notFound`` when the dataset does not exist.
+    ///
+    /// `evaluators` run automatically after each item whose task succeeded; their scores are recorded
+    /// with the item's.
     public func createExperiment(name: String, datasetName: String? = nil, description: String? = nil,
-                                 metadata: JSONValue? = nil) async throws -> Experiment {
+                                 metadata: JSONValue? = nil, evaluators: [any Evaluator] = []) async throws -> Experiment {
         try Self.validateName(name, what: "run")
         let row = try await store.write { db -> ExperimentRun in
             var dataset: DatasetRow?
@@ -37,7 +40,16 @@ extension XeroML {
                                  itemCount: 0, errorCount: 0)
         }
         return Experiment(id: row.id, name: row.name, datasetID: row.datasetID, datasetName: row.datasetName,
-                          datasetVersion: row.datasetVersion, client: self)
+                          datasetVersion: row.datasetVersion, client: self, evaluators: evaluators)
+    }
+
+    /// Starts a new experiment run whose evaluators are given by name, from ``evaluators``
+    /// (e.g. `["exact_match", "levenshtein"]`).
+    /// - Throws: ``XeroMLError/Code/invalidArgument`` for an unknown name, listing the known ones.
+    public func createExperiment(name: String, datasetName: String? = nil, description: String? = nil,
+                                 metadata: JSONValue? = nil, evaluators names: [String]) async throws -> Experiment {
+        try await createExperiment(name: name, datasetName: datasetName, description: description, metadata: metadata,
+                                   evaluators: evaluators.make(names))
     }
 
     static let runColumns = """
@@ -125,7 +137,7 @@ extension XeroML {
         let items = try db.query("""
             SELECT r.id, r.dataset_item_id, r.repetition, coalesce(r.input, d.input),
                 coalesce(r.expected_output, d.expected_output), coalesce(r.metadata, d.metadata), r.output, r.error,
-                r.latency_ms, r.trace_id, r.started_us
+                r.latency_ms, r.trace_id, r.started_us, r.attempts
             FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id
             WHERE r.run_id = ? ORDER BY r.id
             """, [.text(run.id)]) { s in
@@ -134,19 +146,31 @@ extension XeroML {
                 id: id, runID: run.id, datasetItemID: s.text(1), repetition: s.int(2),
                 input: parseStored(s.text(3)) ?? .null, expectedOutput: parseStored(s.text(4)),
                 metadata: parseStored(s.text(5)), output: parseStored(s.text(6)), error: s.text(7),
-                latency: .microseconds(Int64((s.double(8) * 1000).rounded())), traceID: s.text(9),
+                latency: .microseconds(Int64((s.double(8) * 1000).rounded())), attempts: s.int(11), traceID: s.text(9),
                 startedAt: date(microseconds: s.int64(10)), scores: scoresByItem[id] ?? [])
         }
-        let usage = try db.queryFirst("""
+        let usage = try usage(db, runID: run.id)
+        return ExperimentResults(run: run, items: items, runScores: runScores, usage: usage)
+    }
+
+    static func usage(_ db: Connection, runID: String) throws -> UsageTotals {
+        try db.queryFirst("""
             SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
                 coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id)
             FROM traces t JOIN observations o ON o.trace_id = t.id
             WHERE t.run_id = ? AND o.kind = 'generation'
-            """, [.text(run.id)]) { s in
+            """, [.text(runID)]) { s in
             UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
                         generations: s.int(4))
         } ?? UsageTotals()
-        return ExperimentResults(run: run, items: items, runScores: runScores, usage: usage)
+    }
+
+    /// Statistics of a run computed in SQL, without loading its results: for large runs.
+    public func summary(runID: String) async throws -> RunSummary {
+        try await store.read { db in
+            guard let run = try Self.findRun(db, reference: runID, datasetName: nil) else { throw XeroMLError.notFound("run \(runID)") }
+            return try RunSummary(db, runID: run.id)
+        }
     }
 
     @Sendable static func readScore(_ s: Statement) -> Score {

@@ -54,6 +54,17 @@ public final class XeroML: Sendable {
     public let path: String
     let store: Store
     let logger: Logger
+    private let registry = Mutex(EvaluatorRegistry.standard)
+
+    /// This client's evaluators by name: the built-in ones, plus what you register.
+    ///
+    /// ```swift
+    /// xeroml.evaluators.register("polite") { ClosureEvaluator(name: "polite") { .boolean(!$0.outputText.contains("!")) } }
+    /// ```
+    public var evaluators: EvaluatorRegistry {
+        get { registry.withLock { $0 } }
+        set { registry.withLock { $0 = newValue } }
+    }
 
     /// Opens (creating when missing) the store at `path` and brings its schema up to date.
     ///

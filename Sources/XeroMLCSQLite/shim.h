@@ -13,9 +13,4 @@ static inline int xeroml_sqlite_disable_dqs(sqlite3 *db) {
     return sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, (void *)0);
 }
 
-/// Sets or reads the defensive flag (https://www.sqlite.org/c3ref/c_dbconfig_defensive.html).
-static inline int xeroml_sqlite_set_defensive(sqlite3 *db, int on) {
-    return sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, on, (void *)0);
-}
-
 #endif

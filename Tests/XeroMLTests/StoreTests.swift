@@ -82,7 +82,7 @@ import XeroMLSQLite
             run.score(name: "label", value: .categorical("correct"))
             run.score(name: "note", value: .text("free text"))
         }
-        await experiment.score(name: "overall", value: 0.9, comment: "run-level")
+        try await experiment.score(name: "overall", value: 0.9, comment: "run-level")
         try await experiment.finish()
 
         let results = try await experiment.results()

@@ -1,0 +1,481 @@
+public import Foundation
+import Synchronization
+import XeroMLSQLite
+
+/// How ``XeroML/runExperiment(name:datasetName:description:metadata:evaluators:runEvaluators:options:task:)`` runs.
+public struct ExperimentOptions: Sendable {
+    /// Items whose task runs at the same time (the sliding window). Default 8.
+    public var maxConcurrency: Int
+    /// The longest one attempt of a task may take; `nil` for no limit. A timeout is retryable.
+    public var timeout: Duration?
+    /// How retryable errors (``RetryableError``, timeouts) are retried.
+    public var retry: RetryPolicy
+    /// Runs per item. Each (item, repetition) pair gets exactly one result.
+    public var repetitions: Int
+    /// Continue the run of the same name instead of failing because it exists: only (item, repetition)
+    /// pairs without a committed result run.
+    public var resume: Bool
+    /// With ``resume``: also run again the pairs whose committed result is an error (the old result is
+    /// replaced).
+    public var retryErrors: Bool
+    /// A limiter shared with other experiments, adapting to rate limits. `nil`: only ``maxConcurrency``.
+    public var limiter: AdaptiveLimiter?
+    /// Where progress events go; see ``ExperimentProgress``.
+    public var progress: AsyncStream<ExperimentProgress>.Continuation?
+    /// Dataset items read per page (the run never holds more than a page plus the window in memory).
+    public var pageSize: Int
+    /// Seed of the retry jitter, for reproducible waits; `nil` draws from the system.
+    public var seed: UInt64?
+
+    public init(maxConcurrency: Int = 8, timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(),
+                repetitions: Int = 1, resume: Bool = false, retryErrors: Bool = false, limiter: AdaptiveLimiter? = nil,
+                progress: AsyncStream<ExperimentProgress>.Continuation? = nil, pageSize: Int = 1_000, seed: UInt64? = nil) {
+        self.maxConcurrency = maxConcurrency
+        self.timeout = timeout
+        self.retry = retry
+        self.repetitions = repetitions
+        self.resume = resume
+        self.retryErrors = retryErrors
+        self.limiter = limiter
+        self.progress = progress
+        self.pageSize = pageSize
+        self.seed = seed
+    }
+
+    func validate() throws {
+        guard maxConcurrency >= 1 else { throw XeroMLError(.invalidArgument, "maxConcurrency must be at least 1") }
+        guard repetitions >= 1 else { throw XeroMLError(.invalidArgument, "repetitions must be at least 1") }
+        guard pageSize >= 1 else { throw XeroMLError(.invalidArgument, "pageSize must be at least 1") }
+        if let timeout, timeout <= .zero { throw XeroMLError(.invalidArgument, "timeout must be positive") }
+        if retryErrors && !resume { throw XeroMLError(.invalidArgument, "retryErrors needs resume") }
+    }
+}
+
+/// A progress event of a running experiment.
+///
+/// ```swift
+/// let (events, continuation) = AsyncStream.makeStream(of: ExperimentProgress.self,
+///                                                     bufferingPolicy: .bufferingNewest(1))
+/// var options = ExperimentOptions(maxConcurrency: 16)
+/// options.progress = continuation
+/// Task { for await p in events { print(p.completed, "/", p.total, p.itemsPerSecond) } }
+/// ```
+public struct ExperimentProgress: Sendable, Hashable {
+    public var runID: String
+    /// (item, repetition) pairs this invocation will run.
+    public var total: Int
+    /// Pairs done so far (committed or handed to the writer), failures included.
+    public var completed: Int
+    /// Pairs whose task failed (after retries).
+    public var failed: Int
+    /// Retries so far.
+    public var retries: Int
+    /// Pairs skipped because a result was already committed (resume).
+    public var skipped: Int
+    /// Tasks running now.
+    public var inFlight: Int
+    public var elapsed: Duration
+
+    /// Completed pairs per second.
+    public var itemsPerSecond: Double { elapsed > .zero ? Double(completed) / elapsed.seconds : 0 }
+    /// Estimated time to finish, at the rate so far.
+    public var estimatedRemaining: Duration? {
+        let rate = itemsPerSecond
+        guard rate > 0 else { return nil }
+        return .seconds(Double(max(0, total - completed)) / rate)
+    }
+    /// Whether the run is complete.
+    public var isFinished: Bool { completed >= total }
+}
+
+/// A local item for ``XeroML/runExperiment(name:items:description:metadata:evaluators:runEvaluators:options:task:)``.
+public struct LocalItem: Sendable, Hashable {
+    public var input: JSONValue
+    public var expectedOutput: JSONValue?
+    public var metadata: JSONValue?
+    public init(input: JSONValue, expectedOutput: JSONValue? = nil, metadata: JSONValue? = nil) {
+        self.input = input
+        self.expectedOutput = expectedOutput
+        self.metadata = metadata
+    }
+}
+
+/// What a finished ``XeroML/runExperiment(name:datasetName:description:metadata:evaluators:runEvaluators:options:task:)`` returns.
+public struct ExperimentReport: Sendable {
+    /// The run, as stored after finishing.
+    public var run: ExperimentRun
+    /// Statistics over all of the run's results (including those of earlier, resumed invocations).
+    public var summary: RunSummary
+    /// What this invocation did.
+    public var progress: ExperimentProgress
+
+    /// A readable summary (the run's statistics).
+    public func format() -> String {
+        summary.format(title: "Run \"\(run.name)\"" + (run.datasetName.map { " on \($0)" } ?? ""))
+    }
+}
+
+extension XeroML {
+    /// Runs `task` over every item of a dataset with bounded concurrency, retries, timeouts,
+    /// repetitions and evaluators, and finishes the run.
+    ///
+    /// - Items are read from the store page by page, so any dataset size runs in flat memory.
+    /// - At most ``ExperimentOptions/maxConcurrency`` tasks run at once (and no more than the shared
+    ///   ``ExperimentOptions/limiter`` allows). Evaluators run after each task, pipelined: a slot is
+    ///   freed when the task ends, not when its evaluators end.
+    /// - A task error is recorded as the item's error once retries are exhausted; the run goes on.
+    /// - Cancelling the calling task stops the run: tasks in flight are cancelled and record nothing,
+    ///   everything committed stays, and the run is marked `interrupted`. Run again with
+    ///   ``ExperimentOptions/resume`` to complete it.
+    ///
+    /// - Parameters:
+    ///   - evaluators: item evaluators, run after each successful task.
+    ///   - runEvaluators: run evaluators, run once over all results at the end; their scores attach to the run.
+    /// - Returns: the finished run and its statistics.
+    /// - Throws: `CancellationError` when cancelled (the run is then `interrupted`), ``XeroMLError``
+    ///   when the run cannot be created or resumed.
+    @discardableResult
+    public func runExperiment(
+        name: String, datasetName: String, description: String? = nil, metadata: JSONValue? = nil,
+        evaluators: [any Evaluator] = [], runEvaluators: [any RunEvaluator] = [],
+        options: ExperimentOptions = ExperimentOptions(),
+        task: @escaping @Sendable (ItemRun) async throws -> Void
+    ) async throws -> ExperimentReport {
+        try options.validate()
+        let experiment = try await openExperiment(name: name, datasetName: datasetName, description: description,
+                                                  metadata: metadata, evaluators: evaluators, options: options)
+        return try await Runner(experiment: experiment, options: options, task: task, runEvaluators: runEvaluators)
+            .run(source: .dataset)
+    }
+
+    /// Runs `task` over local items (not stored in a dataset), like
+    /// ``runExperiment(name:datasetName:description:metadata:evaluators:runEvaluators:options:task:)``.
+    /// Local runs cannot be resumed.
+    @discardableResult
+    public func runExperiment(
+        name: String, items: [LocalItem], description: String? = nil, metadata: JSONValue? = nil,
+        evaluators: [any Evaluator] = [], runEvaluators: [any RunEvaluator] = [],
+        options: ExperimentOptions = ExperimentOptions(),
+        task: @escaping @Sendable (ItemRun) async throws -> Void
+    ) async throws -> ExperimentReport {
+        try options.validate()
+        guard !options.resume else { throw XeroMLError(.invalidArgument, "runs over local items cannot be resumed") }
+        let experiment = try await createExperiment(name: name, description: description, metadata: metadata,
+                                                    evaluators: evaluators)
+        return try await Runner(experiment: experiment, options: options, task: task, runEvaluators: runEvaluators)
+            .run(source: .local(items))
+    }
+
+    /// Creates the run, or with `resume` reopens the existing one.
+    func openExperiment(name: String, datasetName: String, description: String?, metadata: JSONValue?,
+                        evaluators: [any Evaluator], options: ExperimentOptions) async throws -> Experiment {
+        if options.resume, let existing = try await store.read({ db -> ExperimentRun? in
+            guard let dataset = try Self.datasetRow(db, name: datasetName) else {
+                throw XeroMLError.notFound("dataset \"\(datasetName)\"")
+            }
+            return try db.queryFirst("""
+                SELECT \(Self.runColumns) FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id
+                WHERE r.name = ? AND r.dataset_id = ?
+                """, [.text(name), .text(dataset.id)], Self.readRun)
+        }) {
+            if existing.status == .finished && !options.retryErrors {
+                // Finished runs are immutable; resuming one that is complete is a no-op.
+            }
+            let runID = existing.id
+            let retryErrors = options.retryErrors
+            try await store.write { db in
+                if retryErrors {
+                    // Drop errored results so they run again; their traces go with them.
+                    let traces = try db.query(
+                        "SELECT trace_id FROM run_items WHERE run_id = ? AND error IS NOT NULL AND trace_id IS NOT NULL",
+                        [.text(runID)]) { $0.text(0)! }
+                    try db.run("DELETE FROM run_items WHERE run_id = ? AND error IS NOT NULL", [.text(runID)])
+                    for trace in traces { try db.run("DELETE FROM traces WHERE id = ?", [.text(trace)]) }
+                }
+                try db.run("UPDATE experiment_runs SET status = 'running', finished_us = NULL WHERE id = ?", [.text(runID)])
+            }
+            return Experiment(id: existing.id, name: existing.name, datasetID: existing.datasetID,
+                              datasetName: existing.datasetName, datasetVersion: existing.datasetVersion,
+                              client: self, evaluators: evaluators)
+        }
+        return try await createExperiment(name: name, datasetName: datasetName, description: description,
+                                          metadata: metadata, evaluators: evaluators)
+    }
+}
+
+/// The scheduler of one experiment invocation.
+struct Runner: Sendable {
+    enum Source: Sendable {
+        case dataset
+        case local([LocalItem])
+    }
+
+    let experiment: Experiment
+    let options: ExperimentOptions
+    let task: @Sendable (ItemRun) async throws -> Void
+    let runEvaluators: [any RunEvaluator]
+
+    private var store: Store { experiment.client.store }
+
+    /// Counters shared by the child tasks.
+    final class Counters: Sendable {
+        struct Values { var completed = 0, failed = 0, retries = 0, inFlight = 0 }
+        let values = Mutex(Values())
+    }
+
+    func run(source: Source) async throws -> ExperimentReport {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let counters = Counters()
+        let (total, skipped): (Int, Int)
+        switch source {
+        case .local(let items): (total, skipped) = (items.count * options.repetitions, 0)
+        case .dataset:
+            let (all, done) = try await countPairs()
+            (total, skipped) = (all - done, done)
+        }
+        let snapshot = { @Sendable () -> ExperimentProgress in
+            let v = counters.values.withLock { $0 }
+            return ExperimentProgress(runID: experiment.id, total: total, completed: v.completed, failed: v.failed,
+                                      retries: v.retries, skipped: skipped, inFlight: v.inFlight,
+                                      elapsed: clock.now - start)
+        }
+        options.progress?.yield(snapshot())
+        do {
+            let work = WorkSequence(runner: self, source: source)
+            try await schedule(work, counters: counters, onItemDone: { options.progress?.yield(snapshot()) })
+            try await experiment.client.flush()
+        } catch {
+            // Cancelled or failed: keep what was committed, mark the run, and report.
+            let status: RunStatus = error is CancellationError || Task.isCancelled ? .interrupted : .failed
+            try? await experiment.client.flush()
+            try? await experiment.mark(status)
+            options.progress?.finish()
+            if status == .interrupted { throw CancellationError() }
+            throw error
+        }
+        if !runEvaluators.isEmpty {
+            let results = try await experiment.client.results(runID: experiment.id)
+            for evaluator in runEvaluators {
+                let evaluations: [Evaluation]
+                do {
+                    evaluations = try await evaluator.evaluate(results)
+                } catch {
+                    evaluations = [Evaluation(name: evaluator.name, value: .unscored(describeError(error)))]
+                }
+                for evaluation in evaluations {
+                    await experiment.score(name: evaluation.name, value: evaluation.value,
+                                           comment: evaluation.comment ?? evaluation.value.unscoredReason,
+                                           source: .evaluator, evaluator: evaluator.name)
+                }
+            }
+        }
+        try await experiment.finish()
+        let final = snapshot()
+        options.progress?.yield(final)
+        options.progress?.finish()
+        let runID = experiment.id
+        let (run, summary) = try await experiment.client.store.read { db in
+            (try XeroML.findRun(db, reference: runID, datasetName: nil)!, try RunSummary(db, runID: runID))
+        }
+        return ExperimentReport(run: run, summary: summary, progress: final)
+    }
+
+    /// (item, repetition) pairs of the run's dataset version, and how many already have a result.
+    private func countPairs() async throws -> (Int, Int) {
+        let runID = experiment.id
+        let datasetID = experiment.datasetID ?? ""
+        let version = Int64(experiment.datasetVersion ?? 0)
+        let repetitions = options.repetitions
+        return try await store.read { db in
+            let items = try db.queryFirst("""
+                SELECT count(*) FROM dataset_items WHERE dataset_id = ? AND created_version <= ?
+                    AND (archived_version IS NULL OR archived_version > ?)
+                """, [.text(datasetID), .integer(version), .integer(version)]) { $0.int(0) } ?? 0
+            let done = try db.queryFirst(
+                "SELECT count(*) FROM run_items WHERE run_id = ? AND dataset_item_id IS NOT NULL AND repetition < ?",
+                [.text(runID), .integer(Int64(repetitions))]) { $0.int(0) } ?? 0
+            return (items * repetitions, done)
+        }
+    }
+
+    /// One (item, repetition) pair to run.
+    struct Work: Sendable {
+        var source: PendingItem.Source
+    }
+
+    /// The pairs still to run, read from the store a page at a time.
+    struct WorkSequence: AsyncSequence, Sendable {
+        typealias Element = Work
+        let runner: Runner
+        let source: Source
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            let runner: Runner
+            let source: Source
+            var buffer: [Work] = []
+            var position = 0
+            var cursor = ""
+            var localIndex = 0
+            var exhausted = false
+
+            mutating func next() async throws -> Work? {
+                while position >= buffer.count {
+                    if exhausted { return nil }
+                    buffer = try await nextPage()
+                    position = 0
+                }
+                defer { position += 1 }
+                return buffer[position]
+            }
+
+            private mutating func nextPage() async throws -> [Work] {
+                let repetitions = runner.options.repetitions
+                switch source {
+                case .local(let items):
+                    let end = Swift.min(items.count, localIndex + runner.options.pageSize)
+                    defer { localIndex = end; exhausted = end >= items.count }
+                    return items[localIndex..<end].flatMap { item in
+                        (0..<repetitions).map { rep in
+                            Work(source: .init(input: item.input, expectedOutput: item.expectedOutput,
+                                               metadata: item.metadata, item: nil, repetition: rep))
+                        }
+                    }
+                case .dataset:
+                    let experiment = runner.experiment
+                    let (datasetID, version, runID) = (experiment.datasetID ?? "", Int64(experiment.datasetVersion ?? 0),
+                                                       experiment.id)
+                    let (after, pageSize) = (cursor, runner.options.pageSize)
+                    let (items, done) = try await runner.store.read { db -> ([DatasetItem], Set<String>) in
+                        let items = try db.query("""
+                            SELECT \(XeroML.itemColumns) FROM dataset_items
+                            WHERE dataset_id = ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
+                                AND id > ?
+                            ORDER BY id LIMIT ?
+                            """, [.text(datasetID), .integer(version), .integer(version), .text(after),
+                                  .integer(Int64(pageSize))], XeroML.readItem)
+                        guard let first = items.first, let last = items.last else { return ([], []) }
+                        let done = try db.query("""
+                            SELECT dataset_item_id, repetition FROM run_items
+                            WHERE run_id = ? AND dataset_item_id >= ? AND dataset_item_id <= ?
+                            """, [.text(runID), .text(first.id), .text(last.id)]) { "\($0.text(0)!)#\($0.int(1))" }
+                        return (items, Set(done))
+                    }
+                    if items.count < pageSize { exhausted = true }
+                    cursor = items.last?.id ?? cursor
+                    return items.flatMap { item in
+                        (0..<repetitions).compactMap { rep in
+                            done.contains("\(item.id)#\(rep)") ? nil
+                                : Work(source: .init(input: item.input, expectedOutput: item.expectedOutput,
+                                                     metadata: item.metadata, item: item, repetition: rep))
+                        }
+                    }
+                }
+            }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(runner: runner, source: source) }
+    }
+
+    private enum Completion: Sendable {
+        case executed(PendingItem)
+        case evaluated(PendingItem)
+    }
+
+    /// The sliding window: at most `maxConcurrency` tasks at once; evaluators pipelined behind them.
+    private func schedule(_ work: WorkSequence, counters: Counters, onItemDone: @Sendable () -> Void) async throws {
+        var iterator = work.makeAsyncIterator()
+        let evaluators = experiment.evaluators
+        try await withThrowingTaskGroup(of: Completion.self) { group in
+            var running = 0
+            var more = true
+            func fill() async throws {
+                while more && running < options.maxConcurrency {
+                    guard let next = try await iterator.next() else { more = false; return }
+                    running += 1
+                    counters.values.withLock { $0.inFlight += 1 }
+                    group.addTask { .executed(try await attempt(next, counters: counters)) }
+                }
+            }
+            try await fill()
+            while let completion = try await group.next() {
+                switch completion {
+                case .executed(let pending):
+                    running -= 1
+                    counters.values.withLock { $0.inFlight -= 1 }
+                    if pending.failure == nil && !evaluators.isEmpty {
+                        group.addTask {
+                            var pending = pending
+                            await experiment.evaluate(&pending, with: evaluators)
+                            return .evaluated(pending)
+                        }
+                    } else {
+                        await commit(pending, counters: counters)
+                        onItemDone()
+                    }
+                    try await fill()
+                case .evaluated(let pending):
+                    await commit(pending, counters: counters)
+                    onItemDone()
+                }
+            }
+        }
+    }
+
+    private func commit(_ pending: PendingItem, counters: Counters) async {
+        counters.values.withLock {
+            $0.completed += 1
+            if pending.failure != nil { $0.failed += 1 }
+        }
+        await store.enqueue(pending.batch)
+    }
+
+    /// Runs one pair with timeout, limiter and retries. Throws only `CancellationError`.
+    private func attempt(_ work: Work, counters: Counters) async throws -> PendingItem {
+        var random: any RandomNumberGenerator = options.seed.map {
+            SeededGenerator(seed: $0 &+ UInt64(bitPattern: Int64(work.source.repetition)) &+ UInt64(work.source.item?.id.hashValue.magnitude ?? 0))
+        } ?? SystemRandomNumberGenerator()
+        var attempt = 1
+        let task = self.task
+        let timeout = options.timeout
+        while true {
+            try await options.limiter?.acquire()
+            var pending: PendingItem
+            do {
+                pending = try await experiment.execute(work.source) { run in
+                    if let timeout {
+                        try await withTimeout(timeout) { try await task(run) }
+                    } else {
+                        try await task(run)
+                    }
+                }
+            } catch {
+                options.limiter?.release(.failure)
+                throw error
+            }
+            guard let failure = pending.failure else {
+                options.limiter?.release(.success)
+                pending.setAttempts(attempt)
+                return pending
+            }
+            let retryable = failure as? any RetryableError
+            if let retryable, retryable.isRateLimit {
+                options.limiter?.release(.rateLimited(retryAfter: retryable.retryAfter))
+            } else {
+                options.limiter?.release(.failure)
+            }
+            guard options.retry.shouldRetry(failure, attempt: attempt) else {
+                pending.setAttempts(attempt)
+                return pending
+            }
+            counters.values.withLock { $0.retries += 1 }
+            let wait = options.retry.delay(afterAttempt: attempt, retryAfter: retryable?.retryAfter, using: &random)
+            try await Task.sleep(for: wait)
+            attempt += 1
+        }
+    }
+}
+
+extension PendingItem {
+    mutating func setAttempts(_ attempts: Int) { batch.runItems[0].attempts = attempts }
+}
