@@ -252,6 +252,11 @@ final class Store: Sendable {
                 do {
                     try withLockRetry { try db.transaction(.immediate) { try insert(batch, into: db) } }
                     committed += 1
+                } catch let error as SQLiteError where error.extendedCode == 2067 && error.message.contains("run_items") {
+                    // SQLITE_CONSTRAINT_UNIQUE on run_items_one_result.
+                    let item = batch.runItems.first
+                    failures.append("run \(item?.runID ?? "?") already has a result for dataset item "
+                                    + "\(item?.datasetItemID ?? "?") repetition \(item?.repetition ?? 0)")
                 } catch {
                     failures.append(String(describing: error))
                     logger.error("xeroml: a result could not be written", metadata: ["error": "\(error)"])

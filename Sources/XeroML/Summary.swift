@@ -345,3 +345,52 @@ extension RunSummary {
         ]
     }
 }
+
+/// The repetitions of one item: how its scores vary from run to run of the same input.
+public struct ItemRepetitions: Sendable, Hashable {
+    /// Mean and sample variance of one score over an item's repetitions.
+    public struct Spread: Sendable, Hashable {
+        public var count: Int
+        public var mean: Double
+        /// Sample variance (n − 1); 0 with a single value.
+        public var variance: Double
+        public var standardDeviation: Double { variance.squareRoot() }
+    }
+
+    /// The dataset item, or `nil` for local items (grouped by input).
+    public var datasetItemID: String?
+    public var input: JSONValue
+    /// The results of the item, by repetition.
+    public var results: [ExperimentItemResult]
+    /// How many repetitions failed.
+    public var errorCount: Int { results.lazy.filter { $0.error != nil }.count }
+    /// Per numeric or boolean score name: mean and variance over the repetitions that have it.
+    public var scores: [String: Spread]
+}
+
+extension ExperimentResults {
+    /// Results grouped by item, in first-seen order, with the spread of each score over repetitions.
+    public var byItem: [ItemRepetitions] {
+        var order: [String] = []
+        var groups: [String: [ExperimentItemResult]] = [:]
+        for result in items {
+            let key = result.datasetItemID ?? "input:" + result.input.jsonString
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(result)
+        }
+        return order.map { key in
+            let results = groups[key]!.sorted { $0.repetition < $1.repetition }
+            var values: [String: [Double]] = [:]
+            for result in results {
+                for score in result.scores { if let v = score.value.numericValue { values[score.name, default: []].append(v) } }
+            }
+            let spreads = values.mapValues { v -> ItemRepetitions.Spread in
+                let mean = v.reduce(0, +) / Double(v.count)
+                let variance = v.count > 1 ? v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count - 1) : 0
+                return .init(count: v.count, mean: mean, variance: variance)
+            }
+            return ItemRepetitions(datasetItemID: results[0].datasetItemID, input: results[0].input, results: results,
+                                   scores: spreads)
+        }
+    }
+}

@@ -70,39 +70,10 @@ extension XeroML {
         }
     }
 
-    /// The active items of a dataset, read page by page so memory stays flat for any dataset size.
-    public func datasetItems(datasetName: String, pageSize: Int = 1_000) -> AsyncThrowingStream<DatasetItem, any Error> {
-        let store = self.store
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: DatasetItem.self, throwing: (any Error).self,
-                                                                    bufferingPolicy: .unbounded)
-        let task = Task {
-            do {
-                let datasetID: String = try await store.read { db in
-                    guard let row = try Self.datasetRow(db, name: datasetName) else {
-                        throw XeroMLError.notFound("dataset \"\(datasetName)\"")
-                    }
-                    return row.id
-                }
-                var after = ""
-                while !Task.isCancelled {
-                    let cursor = after
-                    let page = try await store.read { db in
-                        try db.query("""
-                            SELECT \(Self.itemColumns) FROM dataset_items
-                            WHERE dataset_id = ? AND archived_version IS NULL AND id > ? ORDER BY id LIMIT ?
-                            """, [.text(datasetID), .text(cursor), .integer(Int64(pageSize))], Self.readItem)
-                    }
-                    for item in page { continuation.yield(item) }
-                    guard page.count == pageSize, let last = page.last else { break }
-                    after = last.id
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+    /// The active items of a dataset, read page by page as you iterate, so memory stays flat for any
+    /// dataset size. The items are those of the dataset's version when iteration starts.
+    public func datasetItems(datasetName: String, pageSize: Int = 1_000) -> DatasetItemSequence {
+        DatasetItemSequence(store: store, datasetName: datasetName, pageSize: max(1, pageSize))
     }
 
     /// Every dataset, by name.
@@ -247,4 +218,57 @@ extension XeroML {
 func parseStored(_ text: String?) -> JSONValue? {
     guard let text else { return nil }
     return (try? JSONValue(parsing: text)) ?? .string(text)
+}
+
+/// The items of a dataset, fetched from the store one page at a time when the consumer asks for them.
+public struct DatasetItemSequence: AsyncSequence, Sendable {
+    public typealias Element = DatasetItem
+    let store: Store
+    let datasetName: String
+    let pageSize: Int
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let sequence: DatasetItemSequence
+        var dataset: (id: String, version: Int)?
+        var buffer: [DatasetItem] = []
+        var position = 0
+        var cursor = ""
+        var exhausted = false
+
+        public mutating func next() async throws -> DatasetItem? {
+            while position >= buffer.count {
+                if exhausted { return nil }
+                try await fetch()
+            }
+            defer { position += 1 }
+            return buffer[position]
+        }
+
+        private mutating func fetch() async throws {
+            let (name, pageSize, after, pinned) = (sequence.datasetName, sequence.pageSize, cursor, dataset)
+            let (resolved, page) = try await sequence.store.read { db -> ((String, Int), [DatasetItem]) in
+                var dataset = pinned
+                if dataset == nil {
+                    guard let row = try XeroML.datasetRow(db, name: name) else { throw XeroMLError.notFound("dataset \"\(name)\"") }
+                    dataset = (row.id, row.version)
+                }
+                let (id, version) = dataset!
+                let page = try db.query("""
+                    SELECT \(XeroML.itemColumns) FROM dataset_items
+                    WHERE dataset_id = ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
+                        AND id > ?
+                    ORDER BY id LIMIT ?
+                    """, [.text(id), .integer(Int64(version)), .integer(Int64(version)), .text(after),
+                          .integer(Int64(pageSize))], XeroML.readItem)
+                return ((id, version), page)
+            }
+            dataset = resolved
+            buffer = page
+            position = 0
+            cursor = page.last?.id ?? cursor
+            exhausted = page.count < pageSize
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(sequence: self) }
 }

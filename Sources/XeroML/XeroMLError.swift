@@ -19,7 +19,7 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case storage, notAXeroMLFile, newerSchema, writeFailed, notFound, alreadyExists
-            case importFailed, invalidArgument, duplicateResult, runNotWritable
+            case importFailed, invalidArgument, runNotWritable
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -40,8 +40,6 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible {
         public static let importFailed = Code(.importFailed)
         /// An argument is out of range or malformed.
         public static let invalidArgument = Code(.invalidArgument)
-        /// The (item, repetition) pair already has a result in this run.
-        public static let duplicateResult = Code(.duplicateResult)
         /// The run is finished and takes no more results.
         public static let runNotWritable = Code(.runNotWritable)
 
