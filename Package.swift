@@ -36,8 +36,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite"]),
+        // Started and killed by the crash-recovery tests; not a product.
+        .executableTarget(name: "xeroml-testhelper", dependencies: ["XeroML"]),
         .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),
-        .testTarget(name: "XeroMLTests", dependencies: ["XeroML", "XeroMLSQLite", "xeroml"]),
+        .testTarget(name: "XeroMLTests", dependencies: ["XeroML", "XeroMLSQLite", "xeroml", "xeroml-testhelper"]),
     ]
 )
 

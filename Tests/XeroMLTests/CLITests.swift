@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import XeroML
+import XeroMLSQLite
 
 @Suite struct CLITests {
     @Test func quickstartRunsTwoVariantsAndLeavesAStore() async throws {
@@ -69,5 +70,65 @@ import Testing
 
         let usesEnvironment = try runCLI(["datasets", "list"], environment: ["XEROML_DB": db])
         #expect(usesEnvironment.stdout.contains("faq"))
+    }
+}
+
+@Suite struct CrashRecoveryTests {
+    func helperExecutable() -> URL {
+        xeromlExecutable().deletingLastPathComponent().appendingPathComponent("xeroml-testhelper")
+    }
+
+    func committedCount(_ path: String) throws -> Int {
+        let db = try XeroMLSQLite.Connection(path: path, mode: .readOnly)
+        return try db.queryFirst("SELECT count(*) FROM run_items") { $0.int(0) } ?? 0
+    }
+
+    @Test func aRunKilledWithSIGKILLResumesWithNoLossAndNoDuplicates() async throws {
+        let path = temporaryDirectory().appendingPathComponent("killed.sqlite").path
+        let (items, repetitions) = (150, 2)
+        let process = Process()
+        process.executableURL = helperExecutable()
+        process.arguments = [path, "numbers", "killed", "\(items)", "15", "8", "\(repetitions)"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Wait until part of the run is committed, then kill the process without warning.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var before = 0
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            before = (try? committedCount(path)) ?? 0
+            if before >= 40 { break }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        let afterKill = try committedCount(path)
+        #expect(afterKill >= 40 && afterKill < items * repetitions, "the kill should land mid-run (\(afterKill))")
+
+        let resume = Process()
+        resume.executableURL = helperExecutable()
+        resume.arguments = [path, "numbers", "killed", "\(items)", "0", "8", "\(repetitions)", "resume"]
+        let out = Pipe()
+        resume.standardOutput = out
+        try resume.run()
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        resume.waitUntilExit()
+        #expect(resume.terminationStatus == 0)
+        #expect(printed.contains("done \(items * repetitions - afterKill) skipped \(afterKill)"), "\(printed)")
+
+        let xeroml = try XeroML(path: path)
+        let run = try #require(try await xeroml.findRun("killed", datasetName: "numbers"))
+        #expect(run.status == .finished)
+        let results = try await xeroml.results(runID: run.id)
+        #expect(results.count == items * repetitions)
+        #expect(Set(results.map { "\($0.datasetItemID!)#\($0.repetition)" }).count == items * repetitions)
+        #expect(results.allSatisfy { $0.error == nil && $0.output == .int(Int64($0.input.doubleValue!) * 2) })
+        #expect(results.allSatisfy { $0.score("exact_match") == 1 })
+        // Every committed item is whole: its trace, root span and score are there too.
+        let db = try XeroMLSQLite.Connection(path: path, mode: .readOnly)
+        let orphans = try db.queryFirst("""
+            SELECT count(*) FROM run_items r LEFT JOIN traces t ON t.id = r.trace_id WHERE t.id IS NULL
+            """) { $0.int(0) } ?? -1
+        #expect(orphans == 0)
     }
 }

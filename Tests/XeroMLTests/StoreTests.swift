@@ -192,7 +192,7 @@ import XeroMLSQLite
             Issue.record("flush should report the duplicate")
         } catch let error as XeroMLError {
             #expect(error.code == .writeFailed)
-            #expect(error.message.contains("UNIQUE"))
+            #expect(error.message.contains("already has a result for dataset item \(item.id) repetition 0"))
         }
         let results = try await experiment.results()
         #expect(results.map(\.output) == ["first", "second repetition"])
