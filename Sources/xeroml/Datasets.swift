@@ -56,6 +56,10 @@ struct Datasets: AsyncParsableCommand {
         @Argument(help: "The dataset name.") var name: String
         @Option(help: "How many items to show.") var limit = 20
 
+        func validate() throws {
+            guard limit >= 0 else { throw ValidationError("--limit must not be negative") }
+        }
+
         func run() async throws {
             let xeroml = try store.open()
             let dataset = try await xeroml.dataset(named: name)

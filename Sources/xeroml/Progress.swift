@@ -14,11 +14,13 @@ struct ProgressPrinter: Sendable {
     func consume(_ events: AsyncStream<ExperimentProgress>) async {
         var lastLine = ContinuousClock.now - .seconds(10)
         var drewBar = false
+        var printedFinal = false
         for await p in events {
             if isTerminal {
                 write("\r\u{1B}[2K" + bar(p))
                 drewBar = true
-            } else if ContinuousClock.now - lastLine >= .seconds(1) || p.isFinished {
+            } else if (ContinuousClock.now - lastLine >= .seconds(1) || p.isFinished) && !printedFinal {
+                printedFinal = p.isFinished
                 lastLine = ContinuousClock.now
                 write(line(p) + "\n")
             }

@@ -16,52 +16,74 @@ struct Quickstart: AsyncParsableCommand {
     @Option(help: "The dataset name.")
     var datasetName = "capitals"
 
+    @Option(help: "Items run at the same time.")
+    var concurrency = 4
+
+    @Option(help: "Runs per item.")
+    var repetitions = 1
+
+    @Option(help: "Simulated model latency per answer, in milliseconds.")
+    var latencyMs = 0
+
+    func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        guard latencyMs >= 0 else { throw ValidationError("--latency-ms must not be negative") }
+    }
+
     func run() async throws {
         let file = try dataset ?? Self.locateFixture()
         let xeroml = try store.open()
         let report = try await xeroml.importDataset(name: datasetName, from: file,
                                                     description: "Capital cities: a sample dataset for the quickstart")
         print("Imported \(file) → \(report)")
-        let dataset = try await xeroml.dataset(named: datasetName)
         let existing = Set(try await xeroml.runs(datasetName: datasetName).map(\.name))
-
+        let evaluators: [any Evaluator] = [
+            ExactMatch(normalization: [.caseInsensitive, .trimWhitespace]),
+            LevenshteinSimilarity(name: "similarity", normalization: [.caseInsensitive, .trimWhitespace]),
+        ]
         for variant in CapitalsModel.Variant.allCases {
+            let model = CapitalsModel(variant: variant, latency: .milliseconds(latencyMs))
             // Re-running the quickstart adds "lookup-v1 #2" and so on. Another process may take a name
             // between the listing and the creation: then try the next one.
             var n = 1
-            var experiment: Experiment?
-            while experiment == nil {
+            var finished: ExperimentReport?
+            while finished == nil {
                 let name = n == 1 ? variant.rawValue : "\(variant.rawValue) #\(n)"
                 n += 1
                 if existing.contains(name) { continue }
+                let (events, continuation) = AsyncStream.makeStream(of: ExperimentProgress.self,
+                                                                    bufferingPolicy: .bufferingNewest(1))
+                let printer = Task { await ProgressPrinter(label: name).consume(events) }
+                let options = ExperimentOptions(maxConcurrency: concurrency, repetitions: repetitions, progress: continuation)
                 do {
-                    experiment = try await xeroml.createExperiment(
-                        name: name, datasetName: datasetName, description: variant.summary,
-                        metadata: ["model": .string(variant.modelName)])
+                    let datasetName = self.datasetName
+                    finished = try await withInterruptHandling {
+                        try await xeroml.runExperiment(
+                            name: name, datasetName: datasetName, description: variant.summary,
+                            metadata: ["model": .string(variant.modelName)], evaluators: evaluators, options: options
+                        ) { run in
+                            let question = run.input["question"]?.stringValue ?? run.input.displayText
+                            let answer = try await model.answer(question)
+                            run.setOutput(.string(answer))
+                            run.score(name: "answered", value: answer != CapitalsModel.unknown)
+                        }
+                    }
                 } catch let error as XeroMLError where error.code == .alreadyExists {
+                    continuation.finish()
+                    await printer.value
                     continue
+                } catch is CancellationError {
+                    await printer.value
+                    print("Run \"\(name)\" interrupted; committed results are kept in \(xeroml.path).")
+                    throw ExitCode(130)
                 }
+                await printer.value
             }
-            guard let experiment else { continue }
-            let model = CapitalsModel(variant: variant)
-            for item in dataset.items {
-                try await experiment.runItem(item) { run in
-                    let question = run.input["question"]?.stringValue ?? run.input.displayText
-                    let answer = try await model.answer(question)
-                    run.setOutput(.string(answer))
-                    let expected = run.expectedOutput?.displayText ?? ""
-                    let normalized = { (s: String) in s.lowercased().trimmingCharacters(in: .whitespacesAndNewlines) }
-                    run.score(name: "exact_match", value: normalized(answer) == normalized(expected))
-                    run.score(name: "similarity",
-                              value: TextSimilarity.levenshteinSimilarity(normalized(answer), normalized(expected)))
-                    run.score(name: "answered", value: answer != CapitalsModel.unknown)
-                }
-            }
-            try await experiment.finish()
-            let results = try await experiment.results()
+            guard let finished else { continue }
             print("")
-            print(results.format())
-            print("  url: \(experiment.url)")
+            print(finished.format())
+            print("  url: \(xeroml.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(finished.run.id))")
         }
         print("")
         print("Stored in \(xeroml.path). Next: `xeroml runs list --db \(xeroml.path)`.")
@@ -105,6 +127,7 @@ struct CapitalsModel: Sendable {
     static let pricePerThousandTokens = 0.002
 
     let variant: Variant
+    var latency: Duration = .zero
 
     private static let small: [String: String] = [
         "france": "Paris", "germany": "Berlin", "italy": "Rome", "spain": "Madrid", "japan": "Tokyo",
@@ -138,7 +161,8 @@ struct CapitalsModel: Sendable {
             span.setOutput(fact.map { .string($0) } ?? .null)
             return fact
         }
-        return await observe("generate", as: .generation) { generation in
+        return try await observe("generate", as: .generation) { generation in
+            if latency > .zero { try await Task.sleep(for: latency) }
             let answer = facts ?? Self.unknown
             let promptTokens = question.split(separator: " ").count + 12
             let completionTokens = answer.split(separator: " ").count

@@ -29,17 +29,37 @@ struct Runs: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The run: its id, an id prefix of 8+ characters, or its name.") var run: String
         @Option(help: "The dataset, when several datasets have runs of that name.") var dataset: String?
-        @Option(help: "How many item results to list.") var limit = 20
+        @Option(help: "How many item results to list (0 for the summary only).") var limit = 20
+        @Option(help: "text or json.") var format = "text"
+
+        func validate() throws {
+            guard limit >= 0 else { throw ValidationError("--limit must not be negative") }
+            guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+        }
 
         func run() async throws {
             let xeroml = try store.open()
             guard let found = try await xeroml.findRun(run, datasetName: dataset) else {
-                throw ValidationError("no run \"\(run)\" in \(store.path)")
+                throw CommandError("no run \"\(run)\" in \(store.path); `xeroml runs list` shows the runs")
             }
-            let results = try await xeroml.results(runID: found.id)
-            print(results.format())
+            // The summary is computed in SQL, so it stays fast for runs of any size.
+            let summary = try await xeroml.summary(runID: found.id)
+            if format == "json" {
+                var object: [String: JSONValue] = [
+                    "id": .string(found.id), "name": .string(found.name), "status": .string(found.status.rawValue),
+                    "dataset": found.datasetName.map(JSONValue.string) ?? .null,
+                    "dataset_version": found.datasetVersion.map { .int(Int64($0)) } ?? .null,
+                    "summary": summary.jsonValue,
+                ]
+                if let description = found.description { object["description"] = .string(description) }
+                print(JSONValue.object(object).jsonString)
+                return
+            }
+            print(summary.format(title: "Run \"\(found.name)\"" + (found.datasetName.map { " on \($0)" } ?? "")))
             print("  id: \(found.id)  status: \(found.status.rawValue)"
                   + (found.datasetVersion.map { "  dataset version: \($0)" } ?? ""))
+            guard limit > 0 else { return }
+            let results = try await xeroml.results(runID: found.id)
             guard !results.isEmpty else { return }
             let names = results.summary.scores.map(\.name)
             var table = Table(headers: ["INPUT", "OUTPUT", "EXPECTED"] + names.map { $0.uppercased() } + ["LATENCY", "ERROR"])

@@ -22,3 +22,9 @@ struct StoreOptions: ParsableArguments {
 
     func open() throws -> XeroML { try XeroML(path: path) }
 }
+
+/// A command failure with a message for the user; exits with status 1.
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
