@@ -243,7 +243,8 @@ struct Runner: Sendable {
         options.progress?.yield(snapshot())
         do {
             let work = WorkSequence(runner: self, source: source)
-            try await schedule(work, counters: counters, onItemDone: { options.progress?.yield(snapshot()) })
+            let progress = options.progress
+            try await schedule(work, counters: counters, onItemDone: { progress?.yield(snapshot()) })
             try await experiment.client.flush()
         } catch {
             // Cancelled or failed: keep what was committed, mark the run, and report.
@@ -318,59 +319,86 @@ struct Runner: Sendable {
             var cursor = ""
             var localIndex = 0
             var exhausted = false
+            /// The next page, read while the current one is consumed: waiting for a read between pages
+            /// would leave the window's slots idle.
+            var prefetch: Task<Page, any Error>?
+
+            struct Page: Sendable {
+                var work: [Work]
+                var cursor: String
+                var exhausted: Bool
+            }
 
             mutating func next() async throws -> Work? {
                 while position >= buffer.count {
                     if exhausted { return nil }
-                    buffer = try await nextPage()
-                    position = 0
+                    let page: Page
+                    if let prefetch {
+                        page = try await prefetch.value
+                        self.prefetch = nil
+                    } else {
+                        page = try await fetch(after: cursor)
+                    }
+                    (buffer, position, cursor, exhausted) = (page.work, 0, page.cursor, page.exhausted)
+                }
+                if case .dataset = source, prefetch == nil, !exhausted, position >= buffer.count / 2 {
+                    let (iterator, after) = (self, cursor)
+                    prefetch = Task { try await iterator.fetchDatasetPage(after: after) }
                 }
                 defer { position += 1 }
                 return buffer[position]
             }
 
-            private mutating func nextPage() async throws -> [Work] {
+            private mutating func fetch(after: String) async throws -> Page {
+                if case .local = source {
+                    return nextLocalPage()
+                }
+                return try await fetchDatasetPage(after: after)
+            }
+
+            private mutating func nextLocalPage() -> Page {
+                guard case .local(let items) = source else { return Page(work: [], cursor: "", exhausted: true) }
                 let repetitions = runner.options.repetitions
-                switch source {
-                case .local(let items):
-                    let end = Swift.min(items.count, localIndex + runner.options.pageSize)
-                    defer { localIndex = end; exhausted = end >= items.count }
-                    return items[localIndex..<end].flatMap { item in
-                        (0..<repetitions).map { rep in
-                            Work(source: .init(input: item.input, expectedOutput: item.expectedOutput,
-                                               metadata: item.metadata, item: nil, repetition: rep))
-                        }
-                    }
-                case .dataset:
-                    let experiment = runner.experiment
-                    let (datasetID, version, runID) = (experiment.datasetID ?? "", Int64(experiment.datasetVersion ?? 0),
-                                                       experiment.id)
-                    let (after, pageSize) = (cursor, runner.options.pageSize)
-                    let (items, done) = try await runner.store.read { db -> ([DatasetItem], Set<String>) in
-                        let items = try db.query("""
-                            SELECT \(XeroML.itemColumns) FROM dataset_items
-                            WHERE dataset_id = ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
-                                AND id > ?
-                            ORDER BY id LIMIT ?
-                            """, [.text(datasetID), .integer(version), .integer(version), .text(after),
-                                  .integer(Int64(pageSize))], XeroML.readItem)
-                        guard let first = items.first, let last = items.last else { return ([], []) }
-                        let done = try db.query("""
-                            SELECT dataset_item_id, repetition FROM run_items
-                            WHERE run_id = ? AND dataset_item_id >= ? AND dataset_item_id <= ?
-                            """, [.text(runID), .text(first.id), .text(last.id)]) { "\($0.text(0)!)#\($0.int(1))" }
-                        return (items, Set(done))
-                    }
-                    if items.count < pageSize { exhausted = true }
-                    cursor = items.last?.id ?? cursor
-                    return items.flatMap { item in
-                        (0..<repetitions).compactMap { rep in
-                            done.contains("\(item.id)#\(rep)") ? nil
-                                : Work(source: .init(input: item.input, expectedOutput: item.expectedOutput,
-                                                     metadata: item.metadata, item: item, repetition: rep))
-                        }
+                let end = Swift.min(items.count, localIndex + runner.options.pageSize)
+                defer { localIndex = end }
+                let work = items[localIndex..<end].flatMap { item in
+                    (0..<repetitions).map { rep in
+                        Work(source: .init(input: item.input, expectedOutput: item.expectedOutput,
+                                           metadata: item.metadata, item: nil, repetition: rep))
                     }
                 }
+                return Page(work: work, cursor: "", exhausted: end >= items.count)
+            }
+
+            private func fetchDatasetPage(after: String) async throws -> Page {
+                let repetitions = runner.options.repetitions
+                let experiment = runner.experiment
+                let (datasetID, version, runID) = (experiment.datasetID ?? "", Int64(experiment.datasetVersion ?? 0),
+                                                   experiment.id)
+                let pageSize = runner.options.pageSize
+                let (items, done) = try await runner.store.read { db -> ([DatasetItem], Set<String>) in
+                    let items = try db.query("""
+                        SELECT \(XeroML.itemColumns) FROM dataset_items
+                        WHERE dataset_id = ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
+                            AND id > ?
+                        ORDER BY id LIMIT ?
+                        """, [.text(datasetID), .integer(version), .integer(version), .text(after),
+                              .integer(Int64(pageSize))], XeroML.readItem)
+                    guard let first = items.first, let last = items.last else { return ([], []) }
+                    let done = try db.query("""
+                        SELECT dataset_item_id, repetition FROM run_items
+                        WHERE run_id = ? AND dataset_item_id >= ? AND dataset_item_id <= ?
+                        """, [.text(runID), .text(first.id), .text(last.id)]) { "\($0.text(0)!)#\($0.int(1))" }
+                    return (items, Set(done))
+                }
+                let work = items.flatMap { item in
+                    (0..<repetitions).compactMap { rep in
+                        done.contains("\(item.id)#\(rep)") ? nil
+                            : Work(source: .init(input: item.input, expectedOutput: item.expectedOutput,
+                                                 metadata: item.metadata, item: item, repetition: rep))
+                    }
+                }
+                return Page(work: work, cursor: items.last?.id ?? after, exhausted: items.count < pageSize)
             }
         }
 
@@ -378,12 +406,20 @@ struct Runner: Sendable {
     }
 
     private enum Completion: Sendable {
+        /// A task ended and its result went to the writer: its window slot is free.
+        case committed
+        /// A task ended and its evaluators are still to run: its window slot is free.
         case executed(PendingItem)
-        case evaluated(PendingItem)
+        /// An item's evaluators ended and its result went to the writer.
+        case evaluated
     }
 
     /// The sliding window: at most `maxConcurrency` tasks at once; evaluators pipelined behind them.
-    private func schedule(_ work: WorkSequence, counters: Counters, onItemDone: @Sendable () -> Void) async throws {
+    ///
+    /// Each child task finishes its own item (builds and enqueues the write) so the coordinating loop
+    /// does little more than start the next task: slots are refilled without waiting behind the
+    /// bookkeeping of other items.
+    private func schedule(_ work: WorkSequence, counters: Counters, onItemDone: @escaping @Sendable () -> Void) async throws {
         var iterator = work.makeAsyncIterator()
         let evaluators = experiment.evaluators
         try await withThrowingTaskGroup(of: Completion.self) { group in
@@ -394,29 +430,34 @@ struct Runner: Sendable {
                     guard let next = try await iterator.next() else { more = false; return }
                     running += 1
                     counters.values.withLock { $0.inFlight += 1 }
-                    group.addTask { .executed(try await attempt(next, counters: counters)) }
+                    group.addTask {
+                        let pending = try await attempt(next, counters: counters)
+                        counters.values.withLock { $0.inFlight -= 1 }
+                        if pending.failure == nil && !evaluators.isEmpty { return .executed(pending) }
+                        await commit(pending, counters: counters)
+                        onItemDone()
+                        return .committed
+                    }
                 }
             }
             try await fill()
             while let completion = try await group.next() {
                 switch completion {
+                case .committed:
+                    running -= 1
+                    try await fill()
                 case .executed(let pending):
                     running -= 1
-                    counters.values.withLock { $0.inFlight -= 1 }
-                    if pending.failure == nil && !evaluators.isEmpty {
-                        group.addTask {
-                            var pending = pending
-                            await experiment.evaluate(&pending, with: evaluators)
-                            return .evaluated(pending)
-                        }
-                    } else {
+                    try await fill()
+                    group.addTask {
+                        var pending = pending
+                        await experiment.evaluate(&pending, with: evaluators)
                         await commit(pending, counters: counters)
                         onItemDone()
+                        return .evaluated
                     }
-                    try await fill()
-                case .evaluated(let pending):
-                    await commit(pending, counters: counters)
-                    onItemDone()
+                case .evaluated:
+                    break
                 }
             }
         }

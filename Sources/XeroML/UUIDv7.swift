@@ -8,15 +8,23 @@ import Synchronization
 /// keys keep B-tree inserts at the right edge of the index: random v4 keys measured 3–10× slower on
 /// writes here. Ids are generated on the client, so a synced entity keeps its id on the server.
 public enum UUIDv7 {
-    private struct State { var millis: UInt64 = 0; var counter: UInt16 = 0 }
+    private struct State {
+        var millis: UInt64 = 0
+        var counter: UInt16 = 0
+        /// The random bits come from a generator seeded once from the system's entropy: a system call
+        /// per id measurably slowed busy runs. Ids need uniqueness, not secrecy.
+        var random = SeededGenerator(seed: {
+            var system = SystemRandomNumberGenerator()
+            return system.next()
+        }())
+    }
     private static let state = Mutex(State())
 
     /// A new id as lowercase canonical text, e.g. `0193a5c2-7f1e-7a3b-9c4d-5e6f708192a3`.
     public static func make() -> String {
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
-        var random = SystemRandomNumberGenerator()
-        let tail = random.next() as UInt64
-        let (millis, counter) = state.withLock { s -> (UInt64, UInt16) in
+        let (millis, counter, tail) = state.withLock { s -> (UInt64, UInt16, UInt64) in
+            let tail = s.random.next()
             if now > s.millis {
                 s.millis = now
                 s.counter = UInt16(truncatingIfNeeded: tail >> 52) & 0x1FF  // random start, room to count up
@@ -24,7 +32,7 @@ public enum UUIDv7 {
                 s.counter += 1
                 if s.counter > 0xFFF { s.millis += 1; s.counter = 0 }  // borrow from the next millisecond
             }
-            return (s.millis, s.counter)
+            return (s.millis, s.counter, tail)
         }
         var bytes = [UInt8](repeating: 0, count: 16)
         for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: millis >> (40 - 8 * UInt64(i))) }

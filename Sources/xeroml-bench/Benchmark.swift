@@ -15,11 +15,14 @@ struct Benchmark {
         }
         let items = option("--items", default: 100_000)
         let rounds = option("--rounds", default: 3)
-        let which = arguments.first ?? "core"
+        let which = arguments.first { !$0.hasPrefix("--") } ?? "core"
         switch which {
         case "core": try await CoreBenchmark(items: items, rounds: rounds).run()
+        case "runner": try await CoreBenchmark(items: items, rounds: rounds).runRunner()
+        case "scheduler": try await SchedulerBenchmark(items: option("--scheduler-items", default: 10_000)).run()
+        case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss\n".utf8))
             exit(2)
         }
     }
@@ -49,13 +52,7 @@ struct CoreBenchmark {
         print("XeroML core benchmark: \(items) items, \(rounds) rounds, SQLite \(Connection.libraryVersion)")
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let datasetFile = dir.appendingPathComponent("items.jsonl")
-        var text = ""
-        text.reserveCapacity(items * 80)
-        for i in 0..<items {
-            text += #"{"id": "item-\#(i)", "input": {"question": "What is \#(i) + 1?"}, "expected_output": "\#(i + 1)"}"# + "\n"
-        }
-        try text.write(to: datasetFile, atomically: true, encoding: .utf8)
+        let datasetFile = try writeDataset(in: dir)
 
         var xeromlRates: [Double] = []
         var rawRates: [Double] = []
@@ -72,6 +69,44 @@ struct CoreBenchmark {
         let ratios = zip(xeromlRates, rawRates).map { $0 / $1 }
         print(String(format: "median: raw SQLite %.0f items/s, XeroML %.0f items/s, ratio %.2f (target ≥ 0.50)",
                      median(rawRates), median(xeromlRates), median(ratios)))
+    }
+
+    /// The same comparison through `runExperiment` with two heuristic evaluators producing the two scores.
+    func runRunner() async throws {
+        print("XeroML runner benchmark: \(items) items through runExperiment + 2 evaluators, \(rounds) rounds")
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let datasetFile = try writeDataset(in: dir)
+        var rates: [(Double, Double)] = []
+        for round in 1...rounds {
+            let raw = try await rawBaseline(path: dir.appendingPathComponent("raw-\(round).sqlite").path,
+                                            datasetFile: datasetFile.path)
+            let xeroml = try XeroML(path: dir.appendingPathComponent("runner-\(round).sqlite").path)
+            try await xeroml.importDataset(name: "bench", from: datasetFile.path)
+            let start = clock.now
+            let report = try await xeroml.runExperiment(
+                name: "trivial", datasetName: "bench", evaluators: [ExactMatch(), LevenshteinSimilarity()],
+                options: ExperimentOptions(maxConcurrency: 8)
+            ) { run in run.setOutput(run.expectedOutput) }
+            let rate = Double(items) / seconds(clock.now - start)
+            precondition(report.summary.itemCount == items && report.summary.scores.count == 2, "incomplete recording")
+            rates.append((raw, rate))
+            print(String(format: "round %d: raw SQLite %8.0f items/s   runExperiment %8.0f items/s   ratio %.2f",
+                         round, raw, rate, rate / raw))
+        }
+        print(String(format: "median: raw SQLite %.0f items/s, runExperiment %.0f items/s, ratio %.2f (target ≥ 0.50)",
+                     median(rates.map(\.0)), median(rates.map(\.1)), median(rates.map { $0.1 / $0.0 })))
+    }
+
+    func writeDataset(in dir: URL) throws -> URL {
+        let datasetFile = dir.appendingPathComponent("items.jsonl")
+        var text = ""
+        text.reserveCapacity(items * 80)
+        for i in 0..<items {
+            text += #"{"id": "item-\#(i)", "input": {"question": "What is \#(i) + 1?"}, "expected_output": "\#(i + 1)"}"# + "\n"
+        }
+        try text.write(to: datasetFile, atomically: true, encoding: .utf8)
+        return datasetFile
     }
 
     /// Imports the dataset, then runs every item through `runItem` with full recording and `finish()`.
@@ -151,5 +186,97 @@ struct CoreBenchmark {
         }
         try db.run("UPDATE experiment_runs SET status = 'finished', finished_us = ? WHERE id = ?", [.integer(now), .text(runID)])
         return Double(datasetItems.count) / seconds(clock.now - start)
+    }
+}
+
+/// 10,000 items whose task sleeps 20 ms, at concurrency 100, with full recording: the ideal wall time
+/// is items / concurrency × 20 ms = 2.0 s; the overhead is how much longer the run takes.
+struct SchedulerBenchmark {
+    let items: Int
+    let concurrency = 100
+    let latency: Duration = .milliseconds(20)
+
+    func run() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let xeroml = try XeroML(path: dir.appendingPathComponent("scheduler.sqlite").path)
+        let lines = (0..<items).map { #"{"id": "\#($0)", "input": \#($0)}"# }.joined(separator: "\n")
+        let file = dir.appendingPathComponent("items.jsonl")
+        try lines.write(to: file, atomically: true, encoding: .utf8)
+        try await xeroml.importDataset(name: "sleepy", from: file.path)
+        let ideal = Double(items) / Double(concurrency) * seconds(latency)
+        print("XeroML scheduler benchmark: \(items) items × \(latency) at concurrency \(concurrency), ideal \(ideal) s")
+        let clock = ContinuousClock()
+        for round in 1...3 {
+            let start = clock.now
+            let report = try await xeroml.runExperiment(
+                name: "sleepy-\(round)", datasetName: "sleepy", options: ExperimentOptions(maxConcurrency: concurrency)
+            ) { run in
+                try await Task.sleep(for: latency)
+                run.setOutput(run.input)
+                run.score(name: "ok", value: true)
+            }
+            let wall = seconds(clock.now - start)
+            precondition(report.summary.itemCount == items)
+            print(String(format: "round %d: wall %.3f s, ideal %.3f s, overhead %.1f%% (target ≤ 5%%)",
+                         round, wall, ideal, (wall / ideal - 1) * 100))
+        }
+    }
+}
+
+/// A 1,000,000-item dataset through `runExperiment`: peak resident memory must stay under 150 MB.
+struct MemoryBenchmark {
+    let items: Int
+
+    func run() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("million.sqlite").path
+        let xeroml = try XeroML(path: path)
+        try await xeroml.createDataset(name: "million")
+        // Insert the items with raw SQL, streaming, so the set-up itself stays small.
+        let db = try Connection(path: path)
+        let datasetID = try db.queryFirst("SELECT id FROM datasets WHERE name = 'million'") { $0.text(0)! }!
+        let insert = try db.prepare("""
+            INSERT INTO dataset_items(id, dataset_id, input, expected_output, created_version, created_us)
+            VALUES (?, ?, ?, ?, 1, 0)
+            """)
+        var i = 0
+        while i < items {
+            try db.transaction {
+                for j in i..<min(i + 10_000, items) {
+                    try insert.run([.text(UUIDv7.make()), .text(datasetID), .text(#"{"question":"What is \#(j) + 1?"}"#),
+                                    .text("\"\(j + 1)\"")])
+                }
+            }
+            i += 10_000
+        }
+        try db.run("UPDATE datasets SET version = 1 WHERE id = ?", [.text(datasetID)])
+        db.close()
+        let before = peakResidentMegabytes()
+        print("XeroML memory benchmark: \(items) items; peak RSS after set-up \(String(format: "%.1f", before)) MB")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let report = try await xeroml.runExperiment(
+            name: "million", datasetName: "million", evaluators: [ExactMatch()],
+            options: ExperimentOptions(maxConcurrency: 16)
+        ) { run in run.setOutput(run.expectedOutput) }
+        let wall = seconds(clock.now - start)
+        let peak = peakResidentMegabytes()
+        precondition(report.summary.itemCount == items)
+        print(String(format: "ran %d items in %.1f s (%.0f items/s); peak RSS %.1f MB (target < 150 MB)",
+                     items, wall, Double(items) / wall, peak))
+    }
+
+    /// The process's peak resident set size (getrusage: kilobytes on Linux, bytes on macOS).
+    func peakResidentMegabytes() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss) / 1_048_576
+        #endif
     }
 }
