@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .library(name: "XeroML", targets: ["XeroML"]),
         .library(name: "XeroMLSQLite", targets: ["XeroMLSQLite"]),
+        .library(name: "XeroMLHTTP", targets: ["XeroMLHTTP"]),
+        .library(name: "XeroMLJudge", targets: ["XeroMLJudge"]),
+        .library(name: "XeroMLTesting", targets: ["XeroMLTesting"]),
         .executable(name: "xeroml", targets: ["xeroml"]),
         .executable(name: "xeroml-bench", targets: ["xeroml-bench"]),
     ],
@@ -28,10 +31,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // HTTP kept out of the core: URLSession (FoundationNetworking on Linux), no SwiftNIO.
+        .target(name: "XeroMLHTTP"),
+        .target(name: "XeroMLJudge", dependencies: ["XeroML", "XeroMLHTTP"]),
+        // Test support for users' suites and ours: assertions, temporary stores, a fake model server.
+        .target(name: "XeroMLTesting", dependencies: ["XeroML", "XeroMLJudge", "XeroMLHTTP"]),
         .executableTarget(
             name: "xeroml",
             dependencies: [
                 "XeroML",
+                "XeroMLJudge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,7 +48,8 @@ let package = Package(
         // Started and killed by the crash-recovery tests; not a product.
         .executableTarget(name: "xeroml-testhelper", dependencies: ["XeroML"]),
         .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),
-        .testTarget(name: "XeroMLTests", dependencies: ["XeroML", "XeroMLSQLite", "xeroml", "xeroml-testhelper"]),
+        .testTarget(name: "XeroMLTests", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLTesting", "xeroml", "xeroml-testhelper"]),
+        .testTarget(name: "XeroMLJudgeTests", dependencies: ["XeroMLJudge", "XeroMLHTTP", "XeroMLTesting", "XeroML", "xeroml"]),
     ]
 )
 

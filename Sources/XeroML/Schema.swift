@@ -11,6 +11,7 @@ enum Schema {
     static var migrator: Migrator {
         var migrator = Migrator()
         migrator.register(Migration("0001-core", sql: core))
+        migrator.register(Migration("0002-cache", sql: cache))
         return migrator
     }
 
@@ -138,5 +139,16 @@ enum Schema {
         CREATE INDEX scores_by_run ON scores(run_id, name, value) WHERE run_item_id IS NOT NULL;
         CREATE INDEX scores_by_run_item ON scores(run_item_id) WHERE run_item_id IS NOT NULL;
         CREATE INDEX scores_by_trace ON scores(trace_id) WHERE trace_id IS NOT NULL;
+        """
+
+    /// A key-value cache for evaluators (e.g. judge replies), so re-running does not re-pay a model.
+    static let cache = """
+        CREATE TABLE cache_entries (
+            namespace   TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            value       TEXT NOT NULL,
+            created_us  INTEGER NOT NULL,
+            PRIMARY KEY (namespace, key)
+        ) STRICT, WITHOUT ROWID;
         """
 }

@@ -1,0 +1,1 @@
+// The HTTP layer: see HTTPTransport.swift.

@@ -1,0 +1,1 @@
+// LLM-as-a-judge evaluators: see JudgeEvaluator.swift.
