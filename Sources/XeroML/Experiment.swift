@@ -153,6 +153,13 @@ public final class Experiment: Sendable {
             output: output, error: failure.map(describeError), latencyMs: latency.milliseconds,
             traceID: traceID, startedUs: startedUs)]
         batch.scores = itemScores + spanScores
+        let generations = batch.observations.filter { $0.kind == .generation }
+        if !generations.isEmpty {
+            let tokens = generations.compactMap(\.usage.totalTokens)
+            let costs = generations.compactMap(\.cost)
+            batch.runItems[0].totalTokens = tokens.isEmpty ? nil : tokens.reduce(0, +)
+            batch.runItems[0].cost = costs.isEmpty ? nil : costs.reduce(0, +)
+        }
         return PendingItem(source: source, batch: batch, failure: failure, latency: latency,
                            observations: batch.observations)
     }

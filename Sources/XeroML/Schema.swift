@@ -110,6 +110,10 @@ enum Schema {
             error            TEXT,
             latency_ms       REAL NOT NULL,
             attempts         INTEGER NOT NULL DEFAULT 1,
+            -- Totals of the generations in the item's trace, kept here so comparisons and summaries
+            -- need no join over observations.
+            total_tokens     INTEGER,
+            cost             REAL,
             trace_id         TEXT REFERENCES traces(id),
             started_us       INTEGER NOT NULL
         ) STRICT;
@@ -135,8 +139,8 @@ enum Schema {
             created_us      INTEGER NOT NULL,
             CHECK (run_id IS NOT NULL OR run_item_id IS NOT NULL OR trace_id IS NOT NULL OR observation_id IS NOT NULL)
         ) STRICT;
-        -- Covering index for per-run aggregates and percentiles of item scores by name.
-        CREATE INDEX scores_by_run ON scores(run_id, name, value) WHERE run_item_id IS NOT NULL;
+        -- Covering index for per-run aggregates, percentiles and per-item comparisons of item scores.
+        CREATE INDEX scores_by_run ON scores(run_id, name, value, data_type, run_item_id) WHERE run_item_id IS NOT NULL;
         CREATE INDEX scores_by_run_item ON scores(run_item_id) WHERE run_item_id IS NOT NULL;
         CREATE INDEX scores_by_trace ON scores(trace_id) WHERE trace_id IS NOT NULL;
         """

@@ -51,6 +51,7 @@ struct ProgressPrinter: Sendable {
 
 func formatSeconds(_ d: Duration) -> String {
     let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    if s < 1 { return String(format: "%.1f ms", s * 1000) }
     if s < 60 { return String(format: "%.1fs", s) }
     return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60)
 }
