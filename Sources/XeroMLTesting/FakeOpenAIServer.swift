@@ -1,0 +1,329 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+public import Foundation
+import Synchronization
+public import XeroMLJudge
+
+/// A real OpenAI-compatible HTTP/1.1 server on `127.0.0.1` (an ephemeral port), for end-to-end
+/// tests of chat clients and judges without any network.
+///
+/// It is scripted per test: queued replies are sent in order, then the ``handler`` (if any)
+/// answers; without either, requests get HTTP 400 saying that no reply was scripted. Every
+/// request is captured (method, path, headers, body) for assertions.
+///
+/// ```swift
+/// try await withFakeOpenAIServer { server in
+///     server.enqueue(.rateLimited(retryAfter: "1"), .judge(score: 0.9, reasoning: "Clear."))
+///     let client = ChatClient(configuration: server.configuration())
+///     let reply = try await client.complete("Capital of France?")
+///     #expect(server.requests.count == 2)
+///     #expect(server.requests[0].json?["model"] == "fake-model")
+/// }
+/// ```
+///
+/// Built on POSIX sockets with one thread per connection (no SwiftNIO); each connection serves one
+/// request and is closed (`Connection: close`). Delays end early when the server stops.
+///
+/// ## Topics
+/// ### Starting and stopping
+/// - ``init(handler:)``
+/// - ``withFakeOpenAIServer(_:)``
+/// - ``stop()``
+/// ### Addresses
+/// - ``port``
+/// - ``baseURL``
+/// - ``configuration(model:)``
+/// ### Scripting
+/// - ``enqueue(_:)-(FakeReply...)``
+/// - ``handler``
+/// - ``FakeReply``
+/// ### Inspecting requests
+/// - ``requests``
+/// - ``requestCount``
+/// - ``FakeRequest``
+public final class FakeOpenAIServer: Sendable {
+    /// Answers requests when the queue is empty.
+    public typealias Handler = @Sendable (FakeRequest) -> FakeReply
+
+    /// The port the server listens on.
+    public let port: UInt16
+    // The threads hold the core, not the server, so dropping the server stops it (deinit).
+    private let core: FakeServerCore
+
+    /// Starts a server on `127.0.0.1` with an ephemeral port.
+    /// - Parameter handler: answers requests when no queued reply is left.
+    /// - Throws: `POSIXError` when the socket cannot be set up.
+    public init(handler: Handler? = nil) throws {
+        core = try FakeServerCore(handler: handler)
+        port = core.port
+        let core = self.core
+        let thread = Thread { core.acceptLoop() }
+        thread.name = "FakeOpenAIServer:\(port)"
+        thread.start()
+    }
+
+    deinit {
+        core.stop()
+    }
+
+    /// `http://127.0.0.1:<port>/v1`.
+    public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v1")! }
+
+    /// A chat configuration pointing at this server, with a short timeout.
+    public func configuration(model: String = "fake-model") -> ChatConfiguration {
+        ChatConfiguration(baseURL: baseURL, model: model, timeout: .seconds(10))
+    }
+
+    /// Queues replies, sent in order to the next requests.
+    public func enqueue(_ replies: FakeReply...) { enqueue(replies) }
+
+    /// Queues replies, sent in order to the next requests.
+    public func enqueue(_ replies: [FakeReply]) { core.state.withLock { $0.queue += replies } }
+
+    /// Answers requests once the queue is empty.
+    public var handler: Handler? {
+        get { core.state.withLock { $0.handler } }
+        set { core.state.withLock { $0.handler = newValue } }
+    }
+
+    /// Every request received so far, in arrival order.
+    public var requests: [FakeRequest] { core.state.withLock { $0.requests } }
+
+    /// How many requests were received.
+    public var requestCount: Int { core.state.withLock { $0.requests.count } }
+
+    /// Stops accepting connections and waits for the accept loop to end. Idempotent.
+    public func stop() { core.stop() }
+}
+
+/// The listening socket, the script and the captured requests, shared with the server's threads.
+private final class FakeServerCore: Sendable {
+    let port: UInt16
+    private let listener: Int32
+    struct State {
+        var queue: [FakeReply] = []
+        var handler: FakeOpenAIServer.Handler?
+        var requests: [FakeRequest] = []
+        var stopped = false
+        var acceptLoopDone = false
+    }
+    let state: Mutex<State>
+
+    init(handler: FakeOpenAIServer.Handler?) throws {
+        let fd = socket(AF_INET, Self.streamType, 0)
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 128) == 0 else {
+            let code = errno
+            close(fd)
+            throw POSIXError(.init(rawValue: code) ?? .EIO)
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else {
+            let code = errno
+            close(fd)
+            throw POSIXError(.init(rawValue: code) ?? .EIO)
+        }
+        listener = fd
+        port = UInt16(bigEndian: address.sin_port)
+        state = Mutex(State(handler: handler))
+    }
+
+    func stop() {
+        let first = state.withLock { s in
+            defer { s.stopped = true }
+            return !s.stopped
+        }
+        guard first else { return }
+        // shutdown wakes the blocked accept(); the accept loop then closes the socket.
+        shutdown(listener, Int32(SHUT_RDWR))
+        while !state.withLock({ $0.acceptLoopDone }) { usleep(1_000) }
+    }
+
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    // MARK: - Connections
+
+    private static var streamType: Int32 {
+        #if canImport(Glibc)
+        Int32(SOCK_STREAM.rawValue)
+        #else
+        SOCK_STREAM
+        #endif
+    }
+
+    func acceptLoop() {
+        while !isStopped {
+            let connection = accept(listener, nil, nil)
+            if connection < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var one: Int32 = 1
+            setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let thread = Thread { [self] in serve(connection) }
+            thread.start()
+        }
+        close(listener)
+        state.withLock { $0.acceptLoopDone = true }
+    }
+
+    /// Reads one request from `connection`, answers it, and closes the connection.
+    private func serve(_ connection: Int32) {
+        defer { close(connection) }
+        guard let request = readRequest(connection) else { return }
+        let reply: FakeReply = state.withLock { s in
+            s.requests.append(request)
+            if !s.queue.isEmpty { return s.queue.removeFirst() }
+            return nil
+        } ?? state.withLock({ $0.handler })?(request)
+            ?? .status(400, body: #"{"error": {"message": "FakeOpenAIServer: no reply scripted for \#(request.method) \#(request.path)"}}"#)
+        if reply.delay > .zero {
+            let clock = ContinuousClock()
+            let end = clock.now + reply.delay
+            while clock.now < end, !isStopped { usleep(2_000) }
+            if isStopped { return }
+        }
+        write(reply, to: connection)
+    }
+
+    private func readRequest(_ connection: Int32) -> FakeRequest? {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        func receive() -> Bool {
+            let count = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { return false }
+            buffer.append(contentsOf: chunk[0..<count])
+            return buffer.count <= 32 << 20
+        }
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        var headerEnd: Int?
+        while headerEnd == nil {
+            guard receive() else { return nil }
+            headerEnd = Self.find(separator, in: buffer)
+        }
+        let head = String(decoding: buffer[..<headerEnd!], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst().split(separator: " ")
+        guard requestLine.count >= 2 else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        if headers["expect"]?.lowercased() == "100-continue" {
+            send(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), to: connection)
+        }
+        let bodyStart = headerEnd! + separator.count
+        var body: [UInt8]
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            while Self.find(Array("0\r\n\r\n".utf8), in: Array(buffer[bodyStart...])) == nil {
+                guard receive() else { return nil }
+            }
+            body = Self.dechunk(Array(buffer[bodyStart...]))
+        } else {
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            while buffer.count - bodyStart < length {
+                guard receive() else { return nil }
+            }
+            body = Array(buffer[bodyStart..<(bodyStart + length)])
+        }
+        return FakeRequest(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers,
+                           body: Data(body), receivedAt: Date())
+    }
+
+    private func write(_ reply: FakeReply, to connection: Int32) {
+        var headers = reply.headers
+        if !headers.keys.contains(where: { $0.lowercased() == "content-type" }) {
+            headers["Content-Type"] = "application/json"
+        }
+        var head = "HTTP/1.1 \(reply.status) \(Self.reason(reply.status))\r\n"
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+        head += "Content-Length: \(reply.body.count)\r\nConnection: close\r\n\r\n"
+        send(Array(head.utf8) + Array(reply.body), to: connection)
+    }
+
+    private func send(_ bytes: [UInt8], to connection: Int32) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes {
+                sendBytes(connection, $0.baseAddress! + offset, bytes.count - offset)
+            }
+            if sent <= 0 { return }
+            offset += sent
+        }
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+            if Array(haystack[i..<(i + needle.count)]) == needle { return i }
+        }
+        return nil
+    }
+
+    private static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var index = 0
+        let crlf: [UInt8] = [13, 10]
+        while index < bytes.count, let lineEnd = find(crlf, in: Array(bytes[index...])).map({ $0 + index }) {
+            let sizeText = String(decoding: bytes[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
+            let start = lineEnd + 2
+            guard start + size <= bytes.count else { break }
+            out += bytes[start..<(start + size)]
+            index = start + size + 2
+        }
+        return out
+    }
+
+    private static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 404: "Not Found"
+        case 408: "Request Timeout"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        default: "Status"
+        }
+    }
+}
+
+/// `send(2)` without SIGPIPE when the client has gone away.
+private func sendBytes(_ socket: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.send(socket, bytes, count, Int32(MSG_NOSIGNAL))
+    #else
+    Darwin.send(socket, bytes, count, 0)
+    #endif
+}
+
+/// Runs `body` with a new ``FakeOpenAIServer`` and stops the server afterwards, even when `body` throws.
+public func withFakeOpenAIServer<T>(
+    handler: FakeOpenAIServer.Handler? = nil, _ body: (FakeOpenAIServer) async throws -> T
+) async throws -> T {
+    let server = try FakeOpenAIServer(handler: handler)
+    defer { server.stop() }
+    return try await body(server)
+}

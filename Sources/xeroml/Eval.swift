@@ -1,0 +1,289 @@
+import ArgumentParser
+import Foundation
+import XeroML
+import XeroMLJudge
+
+/// `xeroml eval`: runs a dataset through an OpenAI-compatible model with a prompt template, scores
+/// the replies with evaluators (heuristics and LLM judges) and prints the run's summary.
+struct Eval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a dataset through an OpenAI-compatible model and score the replies.",
+        discussion: """
+            Each item's prompt is rendered from --prompt (and --system) with placeholders: {{input}}, \
+            {{input.key.sub}}, {{expected_output}}, {{metadata.key}}. The reply text is the item's output.
+
+            The model endpoint is --base-url and --model, else $XEROML_JUDGE_BASE_URL and \
+            $XEROML_JUDGE_MODEL. Judge evaluators (helpfulness, accuracy, correctness, relevance, \
+            hallucination, toxicity, conciseness, faithfulness, context_relevance) use \
+            --judge-base-url/--judge-model, else the XEROML_JUDGE_* variables, else the model under test.
+
+            Example (a local Ollama):
+              xeroml eval --dataset capitals --name llama-baseline --base-url http://127.0.0.1:11434/v1 \\
+                --model llama3.1:8b --prompt "Answer with the city only: {{input.question}}" \\
+                --evaluator exact_match --evaluator correctness
+            """)
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "The dataset to run.")
+    var dataset: String
+
+    @Option(help: "The run name (unique within the dataset; see --resume).")
+    var name: String
+
+    @Option(help: "The user prompt template, e.g. \"Answer: {{input.question}}\".")
+    var prompt: String
+
+    @Option(help: "A system message template.")
+    var system: String?
+
+    @Option(help: "The model under test (default: $XEROML_JUDGE_MODEL).")
+    var model: String?
+
+    @Option(name: .customLong("base-url"), help: "The endpoint's API root, e.g. http://127.0.0.1:11434/v1 (default: $XEROML_JUDGE_BASE_URL).")
+    var baseURL: String?
+
+    @Option(name: .customLong("api-key-env"),
+            help: "The environment variable holding the API key (default: XEROML_JUDGE_API_KEY, else OPENAI_API_KEY).")
+    var apiKeyEnv: String?
+
+    @Option(help: "The sampling temperature of the model under test (default: the server's).")
+    var temperature: Double?
+
+    @Option(name: .customLong("max-tokens"), help: "The most tokens per reply (default: the server's).")
+    var maxTokens: Int?
+
+    @Option(name: .customLong("evaluator"), help: "An evaluator by name; repeat for several (e.g. exact_match, helpfulness).")
+    var evaluators: [String] = []
+
+    @Option(name: .customLong("judge-model"), help: "The judge model (default: $XEROML_JUDGE_MODEL, else --model).")
+    var judgeModel: String?
+
+    @Option(name: .customLong("judge-base-url"), help: "The judge endpoint (default: $XEROML_JUDGE_BASE_URL, else --base-url).")
+    var judgeBaseURL: String?
+
+    @Option(name: .customLong("judge-cache"), help: "Judge answer cache: shared, per-repetition or off.")
+    var judgeCache = "shared"
+
+    @Option(name: .customLong("context-key"), help: "Where judges find the context (default: metadata.context).")
+    var contextKey = "metadata.context"
+
+    @Option(help: "Items run at the same time.")
+    var concurrency = 4
+
+    @Option(help: "Runs per item.")
+    var repetitions = 1
+
+    @Option(help: "Seconds one request may take.")
+    var timeout: Double = 60
+
+    @Option(name: .customLong("max-attempts"), help: "Attempts per item and per judge call (429, 5xx and timeouts are retried).")
+    var maxAttempts = 3
+
+    @Option(help: "Seed of the retry jitter, for reproducible waits.")
+    var seed: UInt64?
+
+    @Flag(help: "Continue the run of the same name: only items without a result run.")
+    var resume = false
+
+    func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+        if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        if let temperature, !(0...2).contains(temperature) { throw ValidationError("--temperature must be in 0…2") }
+        guard cachePolicy != nil else { throw ValidationError("--judge-cache must be shared, per-repetition or off") }
+        do {
+            _ = try PromptTemplate(prompt)
+            if let system { _ = try PromptTemplate(system) }
+        } catch {
+            throw ValidationError("--prompt/--system: \(error)")
+        }
+        for (flag, value) in [("--base-url", baseURL), ("--judge-base-url", judgeBaseURL)] {
+            if let value { _ = try Self.endpointURL(value, flag: flag) }
+        }
+    }
+
+    var cachePolicy: JudgeCachePolicy? {
+        switch judgeCache {
+        case "shared": .shared
+        case "per-repetition": .perRepetition
+        case "off": .disabled
+        default: nil
+        }
+    }
+
+    static func endpointURL(_ text: String, flag: String) throws -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              url.host != nil
+        else { throw ValidationError("\(flag) must be an http(s) URL such as http://127.0.0.1:11434/v1") }
+        return url
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let promptTemplate = try PromptTemplate(prompt)
+        let systemTemplate = try system.map { try PromptTemplate($0) }
+        let (modelConfiguration, judgeConfiguration) = try configurations(environment)
+
+        let xeroml = try store.open()
+        try await checkPlaceholders([promptTemplate] + (systemTemplate.map { [$0] } ?? []), in: xeroml)
+
+        // One limiter for the model and the judges: a 429 from either slows both down. The task's
+        // client has no limiter of its own (the runner holds a permit around each task) and no
+        // retries (the runner retries the task); judges run after the task's permit is released.
+        let limiter = AdaptiveLimiter(maximum: concurrency)
+        let retry = RetryPolicy(maxAttempts: maxAttempts)
+        let modelClient = ChatClient(configuration: modelConfiguration, retry: .none)
+        xeroml.registerJudges(client: ChatClient(configuration: judgeConfiguration, retry: retry, limiter: limiter),
+                              cachePolicy: cachePolicy ?? .shared, contextKeyPath: contextKey)
+        let selected: [any Evaluator]
+        do {
+            selected = try xeroml.evaluators.make(evaluators)
+        } catch {
+            throw CommandError("\(error)")
+        }
+
+        let runName = name
+        let (events, continuation) = AsyncStream.makeStream(of: ExperimentProgress.self, bufferingPolicy: .bufferingNewest(1))
+        let printer = Task { await ProgressPrinter(label: name).consume(events) }
+        // The request has its own deadline; the task's is a backstop a little later.
+        let options = ExperimentOptions(maxConcurrency: concurrency, timeout: .milliseconds(Int64(timeout * 1000) + 5_000),
+                                        retry: retry, repetitions: repetitions, resume: resume, limiter: limiter,
+                                        progress: continuation, seed: seed)
+        var metadata: [String: JSONValue] = [
+            "model": .string(modelConfiguration.model), "base_url": .string(modelConfiguration.baseURL.absoluteString),
+            "prompt": .string(prompt), "evaluators": .array(self.evaluators.map(JSONValue.string)),
+        ]
+        if let system { metadata["system"] = .string(system) }
+        if let temperature { metadata["temperature"] = .double(temperature) }
+        let runMetadata = metadata
+        let dataset = self.dataset
+        let report: ExperimentReport
+        do {
+            report = try await withInterruptHandling {
+                try await xeroml.runExperiment(name: runName, datasetName: dataset, metadata: .object(runMetadata),
+                                               evaluators: selected, options: options) { run in
+                    var messages: [ChatMessage] = []
+                    if let systemTemplate {
+                        messages.append(.system(try systemTemplate.render(
+                            input: run.input, expectedOutput: run.expectedOutput, metadata: run.metadata)))
+                    }
+                    messages.append(.user(try promptTemplate.render(
+                        input: run.input, expectedOutput: run.expectedOutput, metadata: run.metadata)))
+                    let reply = try await modelClient.complete(messages: messages, options: ChatOptions(name: "model"))
+                    run.setOutput(.string(reply.content))
+                }
+            }
+        } catch is CancellationError {
+            await printer.value
+            print("Run \"\(name)\" interrupted; committed results are kept in \(xeroml.path). Continue with --resume.")
+            throw ExitCode(130)
+        } catch let error as XeroMLError where error.code == .alreadyExists {
+            continuation.finish()
+            await printer.value
+            throw CommandError("\(error.message), or pass --resume to continue it")
+        } catch {
+            continuation.finish()
+            await printer.value
+            throw error
+        }
+        await printer.value
+        print(report.format())
+        print("  model: \(modelConfiguration.model) at \(modelConfiguration.baseURL.absoluteString)")
+        print("  url: \(xeroml.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(report.run.id))")
+    }
+
+    /// The model under test and the judge: flags first, then the XEROML_JUDGE_* variables.
+    func configurations(_ environment: [String: String]) throws -> (ChatConfiguration, ChatConfiguration) {
+        func variable(_ name: String) -> String? {
+            environment[name].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        }
+        guard let baseText = baseURL ?? variable(ChatConfiguration.baseURLVariable),
+              let modelName = model ?? variable(ChatConfiguration.modelVariable)
+        else {
+            throw CommandError("""
+                no model endpoint: pass --base-url and --model (e.g. --base-url http://127.0.0.1:11434/v1 \
+                --model llama3.1:8b), or set \(ChatConfiguration.baseURLVariable) and \(ChatConfiguration.modelVariable)
+                """)
+        }
+        let apiKey: String?
+        if let apiKeyEnv {
+            guard let key = variable(apiKeyEnv) else { throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set") }
+            apiKey = key
+        } else {
+            apiKey = variable(ChatConfiguration.apiKeyVariable) ?? variable(ChatConfiguration.fallbackAPIKeyVariable)
+        }
+        var modelConfiguration = ChatConfiguration(
+            baseURL: try Self.endpointURL(baseText, flag: baseURL == nil ? ChatConfiguration.baseURLVariable : "--base-url"),
+            model: modelName, apiKey: apiKey, temperature: temperature, maxTokens: maxTokens,
+            timeout: .milliseconds(Int64(timeout * 1000)))
+        modelConfiguration.structuredOutput = false
+
+        var judge: ChatConfiguration
+        do {
+            judge = try ChatConfiguration.fromEnvironment(environment) ?? {
+                var copy = modelConfiguration
+                copy.temperature = 0
+                copy.maxTokens = nil
+                return copy
+            }()
+        } catch {
+            throw CommandError("\(error)")
+        }
+        if let judgeBaseURL { judge.baseURL = try Self.endpointURL(judgeBaseURL, flag: "--judge-base-url") }
+        if let judgeModel { judge.model = judgeModel }
+        judge.timeout = .milliseconds(Int64(timeout * 1000))
+        return (modelConfiguration, judge)
+    }
+
+    /// Fails before any request when a placeholder resolves in none of the first items.
+    func checkPlaceholders(_ templates: [PromptTemplate], in xeroml: XeroML) async throws {
+        var sample: [DatasetItem] = []
+        do {
+            for try await item in xeroml.datasetItems(datasetName: dataset, pageSize: 100) {
+                sample.append(item)
+                if sample.count >= 100 { break }
+            }
+        } catch let error as XeroMLError where error.code == .notFound {
+            throw CommandError("\(error.message); `xeroml datasets list` shows the datasets")
+        }
+        guard !sample.isEmpty else { throw CommandError("dataset \"\(dataset)\" has no items") }
+        for template in templates {
+            var failure: PromptTemplateError?
+            let renders = sample.contains { item in
+                do {
+                    _ = try template.render(input: item.input, expectedOutput: item.expectedOutput, metadata: item.metadata)
+                    return true
+                } catch {
+                    failure = error as? PromptTemplateError
+                    return false
+                }
+            }
+            if !renders, let failure {
+                throw CommandError("unknown placeholder: \(failure) (checked \(sample.count) item(s) of \"\(dataset)\"; "
+                                   + "first input: \(sample[0].input.jsonString.prefix(120)))")
+            }
+        }
+    }
+}
+
+/// `xeroml judge-cache`: the cache of judge answers kept in the store.
+struct JudgeCacheCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "judge-cache",
+        abstract: "Manage the cache of LLM judge answers.",
+        subcommands: [Clear.self])
+
+    struct Clear: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove every cached judge answer, so the next runs ask the judges again.")
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let removed = try await store.open().clearJudgeCache()
+            print("Cleared \(removed) cached judge answer\(removed == 1 ? "" : "s") from \(store.path).")
+        }
+    }
+}
