@@ -1,0 +1,91 @@
+import Foundation
+import XeroML
+import XeroMLJudge
+import XeroMLTesting
+
+/// The repository's top directory, found from this file.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// A client on a new file in a fresh directory.
+func temporaryClient() throws -> XeroML { try XeroMLTest.temporaryClient() }
+
+/// Creates a dataset of capital-city questions: (question, expected answer, metadata).
+@discardableResult
+func makeDataset(_ xeroml: XeroML, name: String = "capitals",
+                 items: [(String, String?, JSONValue?)] = [
+                     ("Capital of France?", "Paris", nil), ("Capital of Japan?", "Tokyo", nil),
+                     ("Capital of Peru?", "Lima", nil),
+                 ]) async throws -> Dataset {
+    _ = try await xeroml.createDataset(name: name)
+    for (question, expected, metadata) in items {
+        _ = try await xeroml.createDatasetItem(datasetName: name, input: ["question": .string(question)],
+                                               expectedOutput: expected.map(JSONValue.string), metadata: metadata)
+    }
+    return try await xeroml.dataset(named: name)
+}
+
+/// Whether a captured request is a judge call (its system message is a judge prompt).
+func isJudgeRequest(_ request: FakeRequest) -> Bool {
+    request.messages.first?.content.contains("impartial evaluator") == true
+}
+
+/// A retry policy with short, jitter-free waits, so tests measure `Retry-After` alone.
+let quickRetry = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), jitter: 0)
+
+/// A chat client for `server` with quick retries.
+func client(_ server: FakeOpenAIServer, prices: Bool = false, limiter: AdaptiveLimiter? = nil,
+            retry: RetryPolicy = quickRetry) -> ChatClient {
+    var configuration = server.configuration()
+    if prices {
+        configuration.pricePer1KPromptTokens = 0.5
+        configuration.pricePer1KCompletionTokens = 1.5
+    }
+    return ChatClient(configuration: configuration, retry: retry, limiter: limiter)
+}
+
+extension Duration {
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+// MARK: - The CLI
+
+/// The `xeroml` executable built next to the test bundle.
+func xeromlExecutable() -> URL {
+    let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("xeroml")]
+    if let bundle = Bundle.main.executableURL {
+        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("xeroml"))
+    }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+}
+
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the CLI with `arguments` and waits for it. The XEROML_JUDGE_* and OPENAI_API_KEY variables
+/// of the test environment are blanked unless `environment` sets them.
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = xeromlExecutable()
+    process.arguments = arguments
+    process.currentDirectoryURL = FileManager.default.temporaryDirectory
+    var env = ProcessInfo.processInfo.environment
+    for name in ["XEROML_JUDGE_BASE_URL", "XEROML_JUDGE_MODEL", "XEROML_JUDGE_API_KEY", "OPENAI_API_KEY"] {
+        env[name] = ""
+    }
+    env.merge(environment) { _, new in new }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                     stderr: String(decoding: stderr, as: UTF8.self))
+}
