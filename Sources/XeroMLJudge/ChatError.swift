@@ -28,6 +28,7 @@ public import XeroMLHTTP
 /// - ``isRetryable``
 /// - ``isRateLimit``
 /// - ``underlying``
+/// - ``shortDescription``
 public struct ChatError: RetryableError, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -84,6 +85,9 @@ public struct ChatError: RetryableError, Sendable, CustomStringConvertible {
 
     /// Whether this is a rate limit (HTTP 429).
     public var isRateLimit: Bool { code == .rateLimited }
+
+    /// The kind of failure, without details: `"rateLimited"`, `"serverError"`, …
+    public var shortDescription: String { code.description }
 
     public var description: String { message }
 

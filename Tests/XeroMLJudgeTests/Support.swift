@@ -89,3 +89,40 @@ func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -
     return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                      stderr: String(decoding: stderr, as: UTF8.self))
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loopback TCP port that is bound but not listening: connections to it are refused, and no
+/// other test can take it while this lives.
+final class ClosedPort {
+    let number: UInt16
+    private let socketFD: Int32
+
+    init() throws {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard ok else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        socketFD = fd
+        number = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit { close(socketFD) }
+}
