@@ -17,9 +17,10 @@ struct Eval: AsyncParsableCommand {
             hallucination, toxicity, conciseness, faithfulness, context_relevance) use \
             --judge-base-url/--judge-model, else the XEROML_JUDGE_* variables, else the model under test.
 
-            Example (a local Ollama):
-              xeroml eval --dataset capitals --name llama-baseline --base-url http://127.0.0.1:11434/v1 \\
-                --model llama3.1:8b --prompt "Answer with the city only: {{input.question}}" \\
+            Example, against a local Ollama:
+              xeroml eval --dataset capitals --name llama-baseline
+                --base-url http://127.0.0.1:11434/v1 --model llama3.1:8b
+                --prompt "Answer with the city only: {{input.question}}"
                 --evaluator exact_match --evaluator correctness
             """)
 
@@ -65,7 +66,7 @@ struct Eval: AsyncParsableCommand {
     @Option(name: .customLong("judge-cache"), help: "Judge answer cache: shared, per-repetition or off.")
     var judgeCache = "shared"
 
-    @Option(name: .customLong("context-key"), help: "Where judges find the context (default: metadata.context).")
+    @Option(name: .customLong("context-key"), help: "Where judges find the context: a key path such as metadata.context or input.documents.")
     var contextKey = "metadata.context"
 
     @Option(help: "Items run at the same time.")
