@@ -51,6 +51,24 @@ public enum UUIDv7 {
         return Date(timeIntervalSince1970: Double(millis) / 1000)
     }
 
+    /// The 128 bits of a canonical UUID text (hex digits and dashes), or `nil` when it is not one:
+    /// a cheap dictionary key for ids read in bulk.
+    static func bits(_ text: UnsafeBufferPointer<UInt8>) -> UInt128? {
+        guard text.count == 36 else { return nil }
+        var value: UInt128 = 0
+        for byte in text where byte != UInt8(ascii: "-") {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte &- UInt8(ascii: "a") &+ 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte &- UInt8(ascii: "A") &+ 10
+            default: return nil
+            }
+            value = value << 4 | UInt128(digit)
+        }
+        return value
+    }
+
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     private static func format(_ bytes: [UInt8]) -> String {

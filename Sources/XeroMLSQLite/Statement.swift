@@ -135,6 +135,13 @@ public final class Statement {
         let count = Int(sqlite3_column_bytes(handle, Int32(column)))
         return String(decoding: UnsafeBufferPointer(start: cString, count: count), as: UTF8.self)
     }
+    /// Calls `body` with the column's text bytes, without making a `String` (for hot loops).
+    /// The buffer is valid only inside `body`; it is empty for NULL.
+    public func withUTF8<T>(_ column: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T {
+        let count = Int(sqlite3_column_bytes(handle, Int32(column)))
+        return try body(UnsafeBufferPointer(start: sqlite3_column_text(handle, Int32(column)), count: count))
+    }
+
     /// The column as an optional integer.
     public func optionalInt64(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
     /// The column as an optional double.

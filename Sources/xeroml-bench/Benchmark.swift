@@ -21,8 +21,9 @@ struct Benchmark {
         case "runner": try await CoreBenchmark(items: items, rounds: rounds).runRunner()
         case "scheduler": try await SchedulerBenchmark(items: option("--scheduler-items", default: 10_000)).run()
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
+        case "compare": try await CompareBenchmark(items: items).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare\n".utf8))
             exit(2)
         }
     }
@@ -278,5 +279,49 @@ struct MemoryBenchmark {
         getrusage(RUSAGE_SELF, &usage)
         return Double(usage.ru_maxrss) / 1_048_576
         #endif
+    }
+}
+
+/// Two runs of a 100,000-item dataset compared item by item: target < 300 ms.
+struct CompareBenchmark {
+    let items: Int
+
+    func run() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("compare.sqlite").path
+        let xeroml = try XeroML(path: path)
+        let file = try CoreBenchmark(items: items, rounds: 1).writeDataset(in: dir)
+        try await xeroml.importDataset(name: "bench", from: file.path)
+        for (name, shift) in [("baseline", 0), ("candidate", 1)] {
+            try await xeroml.runExperiment(name: name, datasetName: "bench", options: ExperimentOptions(maxConcurrency: 8)) { run in
+                let n = Int(run.expectedOutput?.stringValue ?? "0") ?? 0
+                run.setOutput(run.expectedOutput)
+                run.score(name: "correct", value: (n + shift) % 10 != 0)
+                run.score(name: "quality", value: Double((n * 7 + shift * 3) % 100) / 100)
+            }
+        }
+        print("XeroML compare benchmark: two runs of \(items) items, 2 scores each")
+        let clock = ContinuousClock()
+        var totals: [Double] = []
+        var queries: [Double] = []
+        for round in 1...5 {
+            var start = clock.now
+            let comparison = try await xeroml.compare(baseline: "baseline", candidates: ["candidate"], datasetName: "bench")
+            let total = seconds(clock.now - start)
+            precondition(comparison.items.count == items && comparison.scores.count == 2)
+            // The SQL part alone: both runs' item and score scans.
+            let db = try Connection(path: path, mode: .readOnly)
+            start = clock.now
+            for run in comparison.runs {
+                _ = try db.query("SELECT id, dataset_item_id, error, latency_ms, cost, output FROM run_items WHERE run_id = ? AND dataset_item_id IS NOT NULL ORDER BY dataset_item_id, repetition", [.text(run.id)]) { $0.int64(3) }
+                _ = try db.query("SELECT run_item_id, name, value, data_type FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL AND value IS NOT NULL", [.text(run.id)]) { $0.double(2) }
+            }
+            let query = seconds(clock.now - start)
+            totals.append(total)
+            queries.append(query)
+            print(String(format: "round %d: compare %.0f ms (SQL scans %.0f ms)", round, total * 1000, query * 1000))
+        }
+        print(String(format: "median: compare %.0f ms, SQL scans %.0f ms (target < 300 ms)", median(totals) * 1000, median(queries) * 1000))
     }
 }

@@ -13,9 +13,13 @@ public struct ComparisonOptions: Sendable, Hashable {
     public var seed: UInt64
     /// Bootstrap resamples.
     public var bootstrapResamples: Int
+    /// Above this many pairs the interval of the mean difference is the normal-theory one (see
+    /// ``PairedTests/bootstrapMeanInterval(_:resamples:seed:bootstrapLimit:)``).
+    public var bootstrapLimit: Int
 
     public init(lowerIsBetter: Set<String> = [], tolerance: Double = 1e-9, alpha: Double = 0.05, seed: UInt64 = 1,
-                bootstrapResamples: Int = 2_000) {
+                bootstrapResamples: Int = 2_000, bootstrapLimit: Int = 10_000) {
+        self.bootstrapLimit = bootstrapLimit
         self.lowerIsBetter = lowerIsBetter
         self.tolerance = tolerance
         self.alpha = alpha
@@ -49,8 +53,9 @@ public struct ItemOutcome: Sendable, Hashable {
     public var runItemIDs: [String]
     public var repetitions: Int
     public var errors: Int
-    /// The output of the first repetition.
-    public var output: JSONValue?
+    /// The output of the first repetition (parsed when read: comparisons of large runs skip it).
+    public var output: JSONValue? { parseStored(outputText) }
+    var outputText: String?
     /// The first error message, if any repetition failed.
     public var error: String?
     /// Mean latency over repetitions.
@@ -172,18 +177,25 @@ extension XeroML {
                 throw XeroMLError(.invalidArgument, "a run is named twice in the comparison")
             }
             let loaded = try runs.map { try Self.loadOutcomes(db, runID: $0.id) }
-            return Self.compare(runs: runs, outcomes: loaded.map(\.outcomes), statistics: loaded.map(\.statistics),
-                                options: options)
+            return Self.compare(runs: runs, loaded: loaded, options: options)
         }
     }
 
-    /// Reads every item outcome of a run: two indexed scans, no joins over observations.
-    static func loadOutcomes(_ db: Connection, runID: String) throws
-        -> (outcomes: [String: ItemOutcome], statistics: RunComparison.RunStatistics)
-    {
-        var itemOf: [String: String] = [:]
-        var outcomes: [String: ItemOutcome] = [:]
+    /// One run's outcomes, in dataset-item order.
+    struct RunOutcomes {
+        var itemIDs: [String] = []
+        var outcomes: [ItemOutcome] = []
+        var statistics = RunComparison.RunStatistics(items: 0, errors: 0)
+    }
+
+    /// Reads every item outcome of a run with two scans: run items in dataset-item order (through the
+    /// one-result index) and item scores (index-only, through the covering score index). Scores are
+    /// accumulated in flat per-name arrays; no joins, no nested dictionaries.
+    static func loadOutcomes(_ db: Connection, runID: String) throws -> RunOutcomes {
+        var run = RunOutcomes()
+        var indexOfRunItem: [UInt128: Int] = [:]
         var latencies: [Double] = []
+        var latencySums: [Double] = []
         var totalCost: Double?
         var errors = 0
         let items = try db.cached("""
@@ -197,81 +209,118 @@ extension XeroML {
             let error = items.text(2)
             let latency = items.double(3)
             let cost = items.optionalDouble(4)
-            itemOf[id] = item
             latencies.append(latency)
             if error != nil { errors += 1 }
             if let cost { totalCost = (totalCost ?? 0) + cost }
-            if var existing = outcomes[item] {
-                existing.runItemIDs.append(id)
-                existing.repetitions += 1
-                if error != nil { existing.errors += 1; existing.error = existing.error ?? error }
-                existing.latency += .microseconds(Int64(latency * 1000))
-                if let cost { existing.cost = (existing.cost ?? 0) + cost }
-                outcomes[item] = existing
+            if let last = run.itemIDs.last, last == item {
+                let i = run.outcomes.count - 1
+                run.outcomes[i].runItemIDs.append(id)
+                run.outcomes[i].repetitions += 1
+                if error != nil { run.outcomes[i].errors += 1; run.outcomes[i].error = run.outcomes[i].error ?? error }
+                latencySums[i] += latency
+                if let cost { run.outcomes[i].cost = (run.outcomes[i].cost ?? 0) + cost }
             } else {
-                outcomes[item] = ItemOutcome(
-                    runItemIDs: [id], repetitions: 1, errors: error == nil ? 0 : 1, output: parseStored(items.text(5)),
-                    error: error, latency: .microseconds(Int64(latency * 1000)), cost: cost, scores: [:])
+                run.itemIDs.append(item)
+                latencySums.append(latency)
+                run.outcomes.append(ItemOutcome(
+                    runItemIDs: [id], repetitions: 1, errors: error == nil ? 0 : 1, outputText: items.text(5), error: error,
+                    latency: .zero, cost: cost, scores: [:]))
             }
+            if let key = items.withUTF8(0, UUIDv7.bits) { indexOfRunItem[key] = run.outcomes.count - 1 }
         }
-        for (key, var outcome) in outcomes where outcome.repetitions > 1 {
-            outcome.latency = outcome.latency / outcome.repetitions
-            outcomes[key] = outcome
+        for i in run.outcomes.indices {
+            run.outcomes[i].latency = .microseconds(Int64(latencySums[i] / Double(run.outcomes[i].repetitions) * 1000))
         }
-        // Collect values per (item, score), then fold them into mean and variance.
-        var values: [String: [String: (values: [Double], boolean: Bool)]] = [:]
+        // Per score name: count, sum and sum of squares per item.
+        struct Accumulator {
+            var isBoolean: Bool
+            var count: [Int32]
+            var sum: [Double]
+            var sumOfSquares: [Double]
+        }
+        var accumulators: [(name: String, accumulator: Accumulator)] = []
         let scores = try db.cached("""
-            SELECT run_item_id, name, value, data_type FROM scores
+            SELECT name, value, data_type, run_item_id FROM scores
             WHERE run_id = ? AND run_item_id IS NOT NULL AND value IS NOT NULL
             """)
         try scores.bind([.text(runID)])
         defer { scores.reset() }
+        let itemCount = run.outcomes.count
+        var current = -1
         while try scores.step() {
-            guard let item = itemOf[scores.text(0)!] else { continue }
-            let name = scores.text(1)!
-            let isBoolean = scores.text(3) == "boolean"
-            values[item, default: [:]][name, default: ([], isBoolean)].values.append(scores.double(2))
+            guard let key = scores.withUTF8(3, UUIDv7.bits), let i = indexOfRunItem[key] else { continue }
+            let name = scores.text(0)!
+            // Rows come grouped by name (the covering index starts with it).
+            if current < 0 || accumulators[current].name != name {
+                if let found = accumulators.firstIndex(where: { $0.name == name }) {
+                    current = found
+                } else {
+                    accumulators.append((name, Accumulator(
+                        isBoolean: scores.text(2) == "boolean", count: .init(repeating: 0, count: itemCount),
+                        sum: .init(repeating: 0, count: itemCount), sumOfSquares: .init(repeating: 0, count: itemCount))))
+                    current = accumulators.count - 1
+                }
+            }
+            let v = scores.double(1)
+            accumulators[current].accumulator.count[i] += 1
+            accumulators[current].accumulator.sum[i] += v
+            accumulators[current].accumulator.sumOfSquares[i] += v * v
         }
-        for (item, byName) in values {
-            outcomes[item]?.scores = byName.mapValues { entry in
-                let n = Double(entry.values.count)
-                let mean = entry.values.reduce(0, +) / n
-                let variance = entry.values.count > 1 ? entry.values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1) : 0
-                return ItemOutcome.Value(mean: mean, variance: variance, count: entry.values.count, isBoolean: entry.boolean)
+        for (name, a) in accumulators {
+            for i in 0..<itemCount where a.count[i] > 0 {
+                let n = Double(a.count[i])
+                let mean = a.sum[i] / n
+                let variance = n > 1 ? max(0, (a.sumOfSquares[i] - n * mean * mean) / (n - 1)) : 0
+                run.outcomes[i].scores[name] = ItemOutcome.Value(mean: mean, variance: variance, count: Int(a.count[i]),
+                                                                 isBoolean: a.isBoolean)
             }
         }
         latencies.sort()
-        let statistics = RunComparison.RunStatistics(
+        run.statistics = RunComparison.RunStatistics(
             items: latencies.count, errors: errors,
             latencyP50: Statistics.percentile(latencies, 0.5).map { .microseconds(Int64($0 * 1000)) },
             latencyP95: Statistics.percentile(latencies, 0.95).map { .microseconds(Int64($0 * 1000)) },
             cost: totalCost)
-        return (outcomes, statistics)
+        return run
     }
 
-    static func compare(runs: [ExperimentRun], outcomes: [[String: ItemOutcome]],
-                        statistics: [RunComparison.RunStatistics], options: ComparisonOptions) -> RunComparison {
-        let itemIDs = Set(outcomes.flatMap(\.keys)).sorted()
-        let baseline = outcomes[0]
-        var scoreNames: [String] = []
-        var seen = Set<String>()
-        for runOutcomes in outcomes {
-            for outcome in runOutcomes.values { for name in outcome.scores.keys where seen.insert(name).inserted { scoreNames.append(name) } }
+    static func compare(runs: [ExperimentRun], loaded: [RunOutcomes], options: ComparisonOptions) -> RunComparison {
+        // Merge the runs' sorted item ids: the union, in order, with each run's position per item.
+        var itemIDs: [String] = []
+        var positions: [[Int?]] = []
+        var cursors = [Int](repeating: 0, count: loaded.count)
+        while true {
+            var next: String?
+            for (r, run) in loaded.enumerated() where cursors[r] < run.itemIDs.count {
+                let id = run.itemIDs[cursors[r]]
+                if next == nil || id < next! { next = id }
+            }
+            guard let id = next else { break }
+            itemIDs.append(id)
+            positions.append(loaded.indices.map { r in
+                guard cursors[r] < loaded[r].itemIDs.count, loaded[r].itemIDs[cursors[r]] == id else { return nil }
+                defer { cursors[r] += 1 }
+                return cursors[r]
+            })
         }
-        scoreNames.sort()
+        let statistics = loaded.map(\.statistics)
+        var scoreNames = Set<String>()
+        for run in loaded { for outcome in run.outcomes { scoreNames.formUnion(outcome.scores.keys) } }
+        let sortedNames = scoreNames.sorted()
         var items: [ComparedItem] = []
         items.reserveCapacity(itemIDs.count)
         // Per candidate and score: paired values and change counts.
         var pairs = [[String: (b: [Double], c: [Double])]](repeating: [:], count: runs.count - 1)
         var counts = [[String: [ScoreChange: Int]]](repeating: [:], count: runs.count - 1)
         var booleans: [String: Bool] = [:]
-        for id in itemIDs {
-            let base = baseline[id]
+        for (itemIndex, id) in itemIDs.enumerated() {
+            let outcomes: [ItemOutcome?] = positions[itemIndex].enumerated().map { r, p in p.map { loaded[r].outcomes[$0] } }
+            let base = outcomes[0]
             var changes: [[String: ScoreChange]] = []
             for candidateIndex in 1..<runs.count {
-                let candidate = outcomes[candidateIndex][id]
+                let candidate = outcomes[candidateIndex]
                 var itemChanges: [String: ScoreChange] = [:]
-                for name in scoreNames {
+                for name in sortedNames {
                     let b = base?.scores[name], c = candidate?.scores[name]
                     if let v = b ?? c { booleans[name] = v.isBoolean }
                     let change: ScoreChange
@@ -302,26 +351,27 @@ extension XeroML {
                 }
                 changes.append(itemChanges)
             }
-            items.append(ComparedItem(datasetItemID: id, outcomes: outcomes.map { $0[id] }, changes: changes))
+            items.append(ComparedItem(datasetItemID: id, outcomes: outcomes, changes: changes))
         }
         var scores: [ScoreComparison] = []
         for candidateIndex in 1..<runs.count {
-            for name in scoreNames {
+            for name in sortedNames {
                 let isBoolean = booleans[name] ?? false
                 let lowerIsBetter = options.lowerIsBetter.contains(name)
                 let (b, c) = pairs[candidateIndex - 1][name] ?? ([], [])
                 let differences = zip(c, b).map { $0 - $1 }
-                func mean(_ run: [String: ItemOutcome]) -> Double? {
-                    let v = run.values.compactMap { $0.scores[name]?.mean }
+                func mean(_ run: RunOutcomes) -> Double? {
+                    let v = run.outcomes.compactMap { $0.scores[name]?.mean }
                     return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
                 }
                 var comparison = ScoreComparison(
                     name: name, candidate: candidateIndex - 1, isBoolean: isBoolean, lowerIsBetter: lowerIsBetter,
-                    counts: counts[candidateIndex - 1][name] ?? [:], baselineMean: mean(baseline),
-                    candidateMean: mean(outcomes[candidateIndex]), pairs: differences.count,
+                    counts: counts[candidateIndex - 1][name] ?? [:], baselineMean: mean(loaded[0]),
+                    candidateMean: mean(loaded[candidateIndex]), pairs: differences.count,
                     meanDifference: differences.isEmpty ? nil : differences.reduce(0, +) / Double(differences.count),
-                    bootstrapInterval95: PairedTests.bootstrapMeanInterval(differences, resamples: options.bootstrapResamples,
-                                                                           seed: options.seed),
+                    bootstrapInterval95: PairedTests.bootstrapMeanInterval(
+                        differences, resamples: options.bootstrapResamples, seed: options.seed,
+                        bootstrapLimit: options.bootstrapLimit),
                     wilcoxon: nil, mcNemar: nil, significantRegression: false, significantImprovement: false)
                 let worse: Bool
                 let better: Bool
