@@ -61,7 +61,7 @@ import XeroMLTesting
 
     @Test func aSlowServerTimesOut() async throws {
         try await withFakeOpenAIServer { server in
-            server.enqueue(FakeReply.status(200, body: "{}").delayed(by: .seconds(3)))
+            server.enqueue(FakeReply.status(200, body: "{}").delayed(by: .seconds(10)))
             let transport = URLSessionTransport()
             let clock = ContinuousClock()
             let start = clock.now
@@ -70,7 +70,8 @@ import XeroMLTesting
             }
             #expect(error?.code == .timeout)
             #expect(error?.isRetryable == true)
-            #expect(clock.now - start < .milliseconds(900), "the deadline covers the whole exchange")
+            // Well before the server's 10 s answer; generous, as parallel tests load the machine.
+            #expect(clock.now - start < .seconds(4), "the deadline covers the whole exchange")
         }
     }
 
