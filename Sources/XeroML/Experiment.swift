@@ -5,7 +5,7 @@ import XeroMLSQLite
 /// One experiment run: a named pass of a task over a dataset (or over local items), with a result,
 /// a trace and scores for every item.
 ///
-/// Create one with ``XeroML/createExperiment(name:datasetName:description:metadata:)``, call
+/// Create one with ``XeroML/createExperiment(name:datasetName:description:metadata:evaluators:)-(_,_,_,_,[any Evaluator])``, call
 /// ``runItem(_:repetition:_:)`` for each item (concurrently if you like: `Experiment` is `Sendable`),
 /// then ``finish()``.
 ///
@@ -96,7 +96,7 @@ public final class Experiment: Sendable {
             PendingItem.Source(input: input, expectedOutput: expectedOutput, metadata: metadata, item: item,
                                repetition: repetition), task)
         if pending.failure == nil && !evaluators.isEmpty {
-            await evaluate(&pending, with: evaluators)
+            try await evaluate(&pending, with: evaluators)
         }
         await client.store.enqueue(pending.batch)
         return pending.result
@@ -153,28 +153,28 @@ public final class Experiment: Sendable {
             output: output, error: failure.map(describeError), latencyMs: latency.milliseconds,
             traceID: traceID, startedUs: startedUs)]
         batch.scores = itemScores + spanScores
-        let generations = batch.observations.filter { $0.kind == .generation }
-        if !generations.isEmpty {
-            let tokens = generations.compactMap(\.usage.totalTokens)
-            let costs = generations.compactMap(\.cost)
-            batch.runItems[0].totalTokens = tokens.isEmpty ? nil : tokens.reduce(0, +)
-            batch.runItems[0].cost = costs.isEmpty ? nil : costs.reduce(0, +)
-        }
+        batch.runItems[0].usage = UsageTotals(generationsOf: batch.observations)
         return PendingItem(source: source, batch: batch, failure: failure, latency: latency,
-                           observations: batch.observations)
+                           observations: batch.observations, recorder: recorder)
     }
 
     /// Runs `evaluators` on an executed item and adds their scores. A throwing evaluator yields an
     /// unscored score carrying the reason.
-    func evaluate(_ pending: inout PendingItem, with evaluators: [any Evaluator]) async {
+    ///
+    /// Observations the evaluators make (judge calls) go into an evaluation trace of their own, so the
+    /// item's trace, tokens and cost stay those of the task under test.
+    /// - Throws: `CancellationError` when the calling task is cancelled meanwhile: nothing of the item is
+    ///   written then, so a resumed run runs it again.
+    func evaluate(_ pending: inout PendingItem, with evaluators: [any Evaluator]) async throws {
         let runItem = pending.batch.runItems[0]
         let input = EvaluationInput(
             input: pending.source.input, output: runItem.output, expectedOutput: pending.source.expectedOutput,
             metadata: pending.source.metadata, latency: pending.latency, traceID: runItem.traceID ?? "",
             observations: pending.observations.map(ObservationRecord.init(row:)), repetition: runItem.repetition)
-        let context = TraceContext(traceID: runItem.traceID ?? "", observationID: pending.batch.observations.first?.id,
-                                   recorder: TraceRecorder(traceID: runItem.traceID ?? "", runID: id, store: client.store,
-                                                           runItemID: runItem.id))
+        let evaluationTraceID = UUIDv7.make()
+        let recorder = TraceRecorder(traceID: evaluationTraceID, runID: id, store: client.store, runItemID: runItem.id)
+        let context = TraceContext(traceID: evaluationTraceID, observationID: nil, recorder: recorder)
+        let startedUs = nowMicroseconds()
         for evaluator in evaluators {
             var evaluations: [Evaluation]
             do {
@@ -185,6 +185,11 @@ public final class Experiment: Sendable {
                     evaluations = [Evaluation(name: evaluator.name, value: .unscored("the evaluator returned no result"))]
                 }
             } catch {
+                if Task.isCancelled {
+                    recorder.discard()
+                    pending.recorder.discard()
+                    throw CancellationError()
+                }
                 evaluations = [Evaluation(name: evaluator.name, value: .unscored(describeError(error)))]
             }
             let now = nowMicroseconds()
@@ -192,13 +197,19 @@ public final class Experiment: Sendable {
                 pending.batch.scores.append(ScoreRow(
                     id: UUIDv7.make(), runID: id, runItemID: runItem.id, traceID: runItem.traceID,
                     observationID: evaluation.observationID, name: evaluation.name, value: evaluation.value,
-                    comment: evaluation.comment ?? evaluation.value.unscoredReason, source: .evaluator,
+                    comment: evaluation.comment ?? evaluation.value.unscoredReason, source: evaluation.source ?? .evaluator,
                     evaluator: evaluator.name, createdUs: now))
             }
         }
-        // Observations the evaluators made (e.g. judge calls) join the item's trace.
-        let (observations, scores) = context.recorder.seal()
-        pending.batch.observations += observations
+        let (observations, scores) = recorder.seal()
+        if !observations.isEmpty {
+            // The trace goes before the scores that point at its observations (same batch, in order).
+            pending.batch.traces.append(TraceRow(
+                id: evaluationTraceID, name: "evaluate: \(name)", runID: id, input: pending.source.input,
+                output: runItem.output, metadata: ["run_item_id": .string(runItem.id)], startedUs: startedUs,
+                endedUs: nowMicroseconds()))
+            pending.batch.observations += observations
+        }
         pending.batch.scores += scores
     }
 
@@ -356,6 +367,9 @@ struct PendingItem: Sendable {
     var failure: (any Error)?
     var latency: Duration
     var observations: [ObservationRow]
+    /// The item's trace recorder: discarded when the attempt is dropped (retried or cancelled), so
+    /// observations ending late are not written against a trace that never is.
+    var recorder: TraceRecorder
 
     var result: ExperimentItemResult {
         let row = batch.runItems[0]

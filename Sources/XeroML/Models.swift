@@ -30,7 +30,7 @@ public enum ScoreValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The stored data type: "numeric", "boolean", "categorical" or "text".
+    /// The stored data type: "numeric", "boolean", "categorical", "text" or "unscored".
     public var dataType: String {
         switch self {
         case .numeric: "numeric"

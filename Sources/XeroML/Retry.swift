@@ -64,9 +64,13 @@ public struct RetryPolicy: Sendable, Hashable {
     public var multiplier: Double
     /// Random spread of each wait, as a fraction: 0.2 waits between 80% and 120% of the backoff.
     public var jitter: Double
+    /// The longest `Retry-After` honoured: an error asking for a longer wait is not retried (the item
+    /// records the error instead of stalling the run).
+    public var maxRetryAfter: Duration
 
     public init(maxAttempts: Int = 3, initialBackoff: Duration = .milliseconds(500), maxBackoff: Duration = .seconds(30),
-                multiplier: Double = 2, jitter: Double = 0.2) {
+                multiplier: Double = 2, jitter: Double = 0.2, maxRetryAfter: Duration = .seconds(120)) {
+        self.maxRetryAfter = maxRetryAfter
         self.maxAttempts = max(1, maxAttempts)
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
@@ -80,16 +84,16 @@ public struct RetryPolicy: Sendable, Hashable {
     /// Whether `error` after attempt number `attempt` (1-based) should be retried.
     public func shouldRetry(_ error: any Error, attempt: Int) -> Bool {
         guard attempt < maxAttempts, let retryable = error as? any RetryableError else { return false }
+        if let wait = retryable.retryAfter, wait > maxRetryAfter { return false }
         return retryable.isRetryable
     }
 
     /// The wait after attempt number `attempt` (1-based): `initialBackoff · multiplier^(attempt−1)`,
-    /// capped at `maxBackoff`, spread by `jitter`, and never shorter than `retryAfter`.
+    /// spread by `jitter`, capped at `maxBackoff`, and never shorter than `retryAfter`.
     public func delay(afterAttempt attempt: Int, retryAfter: Duration?, using random: inout some RandomNumberGenerator) -> Duration {
         let base = initialBackoff.seconds * pow(multiplier, Double(max(0, attempt - 1)))
-        let capped = min(base, maxBackoff.seconds)
         let spread = jitter > 0 ? Double.random(in: (1 - jitter)...(1 + jitter), using: &random) : 1
-        let wait = capped * spread
+        let wait = min(base * spread, maxBackoff.seconds)
         return .seconds(max(wait, retryAfter?.seconds ?? 0))
     }
 }
@@ -233,8 +237,8 @@ public final class AdaptiveLimiter: Sendable {
             case .failure:
                 break
             case .rateLimited(let retryAfter):
-                // One decrease per burst: rate-limit errors of attempts started before the last
-                // decrease say nothing new.
+                // One decrease per burst: rate-limit errors within 250 ms of the last decrease come
+                // from attempts that were already in flight and say nothing new.
                 if s.lastDecrease.map({ now - $0 > .milliseconds(250) }) ?? true {
                     s.limit = max(Double(minimum), (s.limit / 2).rounded(.down))
                     s.lastDecrease = now

@@ -6,7 +6,8 @@ import XeroMLSQLite
 public struct ExperimentOptions: Sendable {
     /// Items whose task runs at the same time (the sliding window). Default 8.
     public var maxConcurrency: Int
-    /// The longest one attempt of a task may take; `nil` for no limit. A timeout is retryable.
+    /// The longest one attempt of a task may take; `nil` for no limit. A timeout is retryable. The task
+    /// is cancelled at the deadline; a task that ignores cancellation keeps its slot until it returns.
     public var timeout: Duration?
     /// How retryable errors (``RetryableError``, timeouts) are retried.
     public var retry: RetryPolicy
@@ -16,13 +17,15 @@ public struct ExperimentOptions: Sendable {
     /// pairs without a committed result run.
     public var resume: Bool
     /// With ``resume``: also run again the pairs whose committed result is an error (the old result is
-    /// replaced).
+    /// replaced). This is the one way a finished run changes; resuming a finished run without it does
+    /// nothing and returns its report.
     public var retryErrors: Bool
     /// A limiter shared with other experiments, adapting to rate limits. `nil`: only ``maxConcurrency``.
     public var limiter: AdaptiveLimiter?
     /// Where progress events go; see ``ExperimentProgress``.
     public var progress: AsyncStream<ExperimentProgress>.Continuation?
-    /// Dataset items read per page (the run never holds more than a page plus the window in memory).
+    /// Dataset items read per page. The run holds at most two pages (the current one and the one read
+    /// ahead) plus the window in memory.
     public var pageSize: Int
     /// Seed of the retry jitter, for reproducible waits; `nil` draws from the system.
     public var seed: UInt64?
@@ -141,9 +144,23 @@ extension XeroML {
         options: ExperimentOptions = ExperimentOptions(),
         task: @escaping @Sendable (ItemRun) async throws -> Void
     ) async throws -> ExperimentReport {
+        // Whatever happens, the progress stream ends, so a consumer waiting on it returns.
+        defer { options.progress?.finish() }
         try options.validate()
         let experiment = try await openExperiment(name: name, datasetName: datasetName, description: description,
                                                   metadata: metadata, evaluators: evaluators, options: options)
+        guard let experiment else {
+            // Resuming a finished run without retryErrors: it is complete, and finished runs do not change.
+            let report = try await store.read { db -> ExperimentReport? in
+                guard let run = try Self.findRun(db, reference: name, datasetName: datasetName) else { return nil }
+                let summary = try RunSummary(db, runID: run.id)
+                return ExperimentReport(run: run, summary: summary, progress: ExperimentProgress(
+                    runID: run.id, total: 0, completed: 0, failed: 0, retries: 0, skipped: run.itemCount, inFlight: 0,
+                    elapsed: .zero))
+            }
+            guard let report else { throw XeroMLError.notFound("run \"\(name)\"") }
+            return report
+        }
         return try await Runner(experiment: experiment, options: options, task: task, runEvaluators: runEvaluators)
             .run(source: .dataset)
     }
@@ -158,6 +175,7 @@ extension XeroML {
         options: ExperimentOptions = ExperimentOptions(),
         task: @escaping @Sendable (ItemRun) async throws -> Void
     ) async throws -> ExperimentReport {
+        defer { options.progress?.finish() }
         try options.validate()
         guard !options.resume else { throw XeroMLError(.invalidArgument, "runs over local items cannot be resumed") }
         let experiment = try await createExperiment(name: name, description: description, metadata: metadata,
@@ -166,9 +184,10 @@ extension XeroML {
             .run(source: .local(items))
     }
 
-    /// Creates the run, or with `resume` reopens the existing one.
+    /// Creates the run, or with `resume` reopens the existing one. Returns `nil` for a finished run
+    /// resumed without `retryErrors`: there is nothing to do.
     func openExperiment(name: String, datasetName: String, description: String?, metadata: JSONValue?,
-                        evaluators: [any Evaluator], options: ExperimentOptions) async throws -> Experiment {
+                        evaluators: [any Evaluator], options: ExperimentOptions) async throws -> Experiment? {
         if options.resume, let existing = try await store.read({ db -> ExperimentRun? in
             guard let dataset = try Self.datasetRow(db, name: datasetName) else {
                 throw XeroMLError.notFound("dataset \"\(datasetName)\"")
@@ -178,9 +197,7 @@ extension XeroML {
                 WHERE r.name = ? AND r.dataset_id = ?
                 """, [.text(name), .text(dataset.id)], Self.readRun)
         }) {
-            if existing.status == .finished && !options.retryErrors {
-                // Finished runs are immutable; resuming one that is complete is a no-op.
-            }
+            if existing.status == .finished && !options.retryErrors { return nil }
             let runID = existing.id
             let retryErrors = options.retryErrors
             try await store.write { db in
@@ -246,8 +263,12 @@ struct Runner: Sendable {
             let progress = options.progress
             try await schedule(work, counters: counters, onItemDone: { progress?.yield(snapshot()) })
             try await experiment.client.flush()
+            try await runRunEvaluators()
+            try Task.checkCancellation()
+            try await experiment.finish()
         } catch {
-            // Cancelled or failed: keep what was committed, mark the run, and report.
+            // Cancelled or failed, at any point before the run finished: keep what was committed, mark
+            // the run, and report.
             let status: RunStatus = error is CancellationError || Task.isCancelled ? .interrupted : .failed
             try? await experiment.client.flush()
             try? await experiment.mark(status)
@@ -255,23 +276,6 @@ struct Runner: Sendable {
             if status == .interrupted { throw CancellationError() }
             throw error
         }
-        if !runEvaluators.isEmpty {
-            let results = try await experiment.client.results(runID: experiment.id)
-            for evaluator in runEvaluators {
-                let evaluations: [Evaluation]
-                do {
-                    evaluations = try await evaluator.evaluate(results)
-                } catch {
-                    evaluations = [Evaluation(name: evaluator.name, value: .unscored(describeError(error)))]
-                }
-                for evaluation in evaluations {
-                    await experiment.score(name: evaluation.name, value: evaluation.value,
-                                           comment: evaluation.comment ?? evaluation.value.unscoredReason,
-                                           source: .evaluator, evaluator: evaluator.name)
-                }
-            }
-        }
-        try await experiment.finish()
         let final = snapshot()
         options.progress?.yield(final)
         options.progress?.finish()
@@ -280,6 +284,39 @@ struct Runner: Sendable {
             (try XeroML.findRun(db, reference: runID, datasetName: nil)!, try RunSummary(db, runID: runID))
         }
         return ExperimentReport(run: run, summary: summary, progress: final)
+    }
+
+    /// Runs the run evaluators over all results and records their scores on the run, replacing those
+    /// of an earlier invocation (a resumed run is evaluated once, as a whole).
+    private func runRunEvaluators() async throws {
+        guard !runEvaluators.isEmpty else { return }
+        let runID = experiment.id
+        let names = runEvaluators.map(\.name)
+        try await store.write { db in
+            for name in names {
+                try db.run("DELETE FROM scores WHERE run_id = ? AND run_item_id IS NULL AND source = 'evaluator' AND evaluator = ?",
+                           [.text(runID), .text(name)])
+            }
+        }
+        let results = try await experiment.client.results(runID: runID)
+        for evaluator in runEvaluators {
+            var evaluations: [Evaluation]
+            do {
+                evaluations = try await evaluator.evaluate(results)
+                if evaluations.isEmpty {
+                    evaluations = [Evaluation(name: evaluator.name, value: .unscored("the evaluator returned no result"))]
+                }
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                evaluations = [Evaluation(name: evaluator.name, value: .unscored(describeError(error)))]
+            }
+            for evaluation in evaluations {
+                await experiment.score(name: evaluation.name, value: evaluation.value,
+                                       comment: evaluation.comment ?? evaluation.value.unscoredReason,
+                                       source: evaluation.source ?? .evaluator, evaluator: evaluator.name)
+            }
+        }
+        try await experiment.client.flush()
     }
 
     /// (item, repetition) pairs of the run's dataset version, and how many already have a result.
@@ -424,9 +461,12 @@ struct Runner: Sendable {
         let evaluators = experiment.evaluators
         try await withThrowingTaskGroup(of: Completion.self) { group in
             var running = 0
+            var evaluating = 0
             var more = true
+            // New tasks start only while the evaluators keep up: at most `maxConcurrency` items wait for
+            // their evaluators, so a slow judge bounds memory and its own concurrency.
             func fill() async throws {
-                while more && running < options.maxConcurrency {
+                while more && running < options.maxConcurrency && evaluating < options.maxConcurrency {
                     guard let next = try await iterator.next() else { more = false; return }
                     running += 1
                     counters.values.withLock { $0.inFlight += 1 }
@@ -448,16 +488,18 @@ struct Runner: Sendable {
                     try await fill()
                 case .executed(let pending):
                     running -= 1
-                    try await fill()
+                    evaluating += 1
                     group.addTask {
                         var pending = pending
-                        await experiment.evaluate(&pending, with: evaluators)
+                        try await experiment.evaluate(&pending, with: evaluators)
                         await commit(pending, counters: counters)
                         onItemDone()
                         return .evaluated
                     }
+                    try await fill()
                 case .evaluated:
-                    break
+                    evaluating -= 1
+                    try await fill()
                 }
             }
         }
@@ -473,8 +515,11 @@ struct Runner: Sendable {
 
     /// Runs one pair with timeout, limiter and retries. Throws only `CancellationError`.
     private func attempt(_ work: Work, counters: Counters) async throws -> PendingItem {
-        var random: any RandomNumberGenerator = options.seed.map {
-            SeededGenerator(seed: $0 &+ UInt64(bitPattern: Int64(work.source.repetition)) &+ UInt64(work.source.item?.id.hashValue.magnitude ?? 0))
+        var random: any RandomNumberGenerator = options.seed.map { seed in
+            // A stable hash of the item (FNV-1a), so a seed gives the same waits in every process.
+            var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+            for byte in (work.source.item?.id ?? work.source.input.jsonString).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+            return SeededGenerator(seed: seed ^ hash &+ UInt64(work.source.repetition))
         } ?? SystemRandomNumberGenerator()
         var attempt = 1
         let task = self.task
@@ -509,6 +554,7 @@ struct Runner: Sendable {
                 pending.setAttempts(attempt)
                 return pending
             }
+            pending.recorder.discard()
             counters.values.withLock { $0.retries += 1 }
             let wait = options.retry.delay(afterAttempt: attempt, retryAfter: retryable?.retryAfter, using: &random)
             try await Task.sleep(for: wait)

@@ -42,7 +42,8 @@ enum Schema {
             archived_version INTEGER,
             created_us       INTEGER NOT NULL
         ) STRICT;
-        CREATE INDEX dataset_items_by_dataset ON dataset_items(dataset_id, archived_version, id);
+        -- Serves paging in id order, for the current items and for any pinned version alike.
+        CREATE INDEX dataset_items_by_dataset ON dataset_items(dataset_id, id);
         CREATE INDEX dataset_items_by_external_id ON dataset_items(dataset_id, external_id)
             WHERE external_id IS NOT NULL;
 
@@ -110,9 +111,12 @@ enum Schema {
             error            TEXT,
             latency_ms       REAL NOT NULL,
             attempts         INTEGER NOT NULL DEFAULT 1,
-            -- Totals of the generations in the item's trace, kept here so comparisons and summaries
-            -- need no join over observations.
-            total_tokens     INTEGER,
+            -- Totals of the task's generations (evaluators' are in their own traces), kept here so
+            -- summaries and comparisons need no join over observations. cost is NULL without generations.
+            generations      INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens    INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            total_tokens     INTEGER NOT NULL DEFAULT 0,
             cost             REAL,
             trace_id         TEXT REFERENCES traces(id),
             started_us       INTEGER NOT NULL

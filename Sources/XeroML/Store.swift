@@ -48,8 +48,8 @@ struct RunItemRow: Sendable {
     var error: String?
     var latencyMs: Double
     var attempts: Int = 1
-    var totalTokens: Int?
-    var cost: Double?
+    /// Totals of the task's generations (not of evaluators').
+    var usage = UsageTotals()
     var traceID: String?
     var startedUs: Int64
 }
@@ -333,14 +333,17 @@ final class Store: Sendable {
         if !batch.runItems.isEmpty {
             let statement = try db.cached("""
                 INSERT INTO run_items(id, run_id, dataset_item_id, repetition, input, expected_output, metadata,
-                    output, error, latency_ms, attempts, total_tokens, cost, trace_id, started_us)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    output, error, latency_ms, attempts, generations, prompt_tokens, completion_tokens, total_tokens, cost,
+                    trace_id, started_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for r in batch.runItems {
                 try statement.run([
                     .text(r.id), .text(r.runID), .text(r.datasetItemID), .integer(Int64(r.repetition)),
                     r.input.sql, r.expectedOutput.sql, r.metadata.sql, r.output.sql, .text(r.error),
-                    .real(r.latencyMs), .integer(Int64(r.attempts)), .integer(r.totalTokens), .real(r.cost), .text(r.traceID), .integer(r.startedUs),
+                    .real(r.latencyMs), .integer(Int64(r.attempts)), .integer(Int64(r.usage.generations)),
+                    .integer(Int64(r.usage.promptTokens)), .integer(Int64(r.usage.completionTokens)),
+                    .integer(Int64(r.usage.totalTokens)), r.usage.generations > 0 ? .real(r.usage.cost) : .null, .text(r.traceID), .integer(r.startedUs),
                 ])
             }
         }

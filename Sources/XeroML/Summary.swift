@@ -2,13 +2,33 @@ import Foundation
 
 import XeroMLSQLite
 
-/// Token and cost totals of the generations recorded in a run's traces.
+/// Token and cost totals of generations.
 public struct UsageTotals: Sendable, Hashable {
     public var promptTokens = 0
     public var completionTokens = 0
     public var totalTokens = 0
     public var cost = 0.0
     public var generations = 0
+
+    public init(promptTokens: Int = 0, completionTokens: Int = 0, totalTokens: Int = 0, cost: Double = 0,
+                generations: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = totalTokens
+        self.cost = cost
+        self.generations = generations
+    }
+
+    init(generationsOf observations: [ObservationRow]) {
+        self.init()
+        for o in observations where o.kind == .generation {
+            generations += 1
+            promptTokens += o.usage.promptTokens ?? 0
+            completionTokens += o.usage.completionTokens ?? 0
+            totalTokens += o.usage.totalTokens ?? 0
+            cost += o.cost ?? 0
+        }
+    }
 }
 
 /// The results of a run: every item result, run-level scores, and a statistical summary.
@@ -24,15 +44,19 @@ public struct ExperimentResults: Sendable, RandomAccessCollection {
     public let items: [ExperimentItemResult]
     /// Scores attached to the run as a whole.
     public let runScores: [Score]
-    /// Tokens and cost of the run's generations.
+    /// Tokens and cost of the tasks' generations.
     public let usage: UsageTotals
+    /// Tokens and cost of the evaluators' generations (LLM judges).
+    public let evaluatorUsage: UsageTotals
 
     public var startIndex: Int { items.startIndex }
     public var endIndex: Int { items.endIndex }
     public subscript(position: Int) -> ExperimentItemResult { items[position] }
 
     /// Statistics per score name, errors and latency.
-    public var summary: RunSummary { RunSummary(items: items, runScores: runScores, usage: usage) }
+    public var summary: RunSummary {
+        RunSummary(items: items, runScores: runScores, usage: usage, evaluatorUsage: evaluatorUsage)
+    }
 
     /// A readable multi-line summary of the run.
     public func format() -> String { summary.format(title: "Run \"\(run.name)\"" + (run.datasetName.map { " on \($0)" } ?? "")) }
@@ -72,9 +96,13 @@ public struct RunSummary: Sendable, Hashable {
     public var runScores: [Score]
     public var latencyP50: Duration?
     public var latencyP95: Duration?
+    /// Tokens and cost of the tasks' generations.
     public var usage: UsageTotals
+    /// Tokens and cost of the evaluators' generations (LLM judges).
+    public var evaluatorUsage: UsageTotals
 
-    init(items: [ExperimentItemResult], runScores: [Score], usage: UsageTotals) {
+    init(items: [ExperimentItemResult], runScores: [Score], usage: UsageTotals, evaluatorUsage: UsageTotals) {
+        self.evaluatorUsage = evaluatorUsage
         itemCount = items.count
         errorCount = items.lazy.filter { $0.error != nil }.count
         self.runScores = runScores
@@ -107,8 +135,8 @@ public struct RunSummary: Sendable, Hashable {
         if let p50 = latencyP50, let p95 = latencyP95 {
             lines.append("  latency: p50 \(formatDuration(p50)), p95 \(formatDuration(p95))")
         }
-        if usage.generations > 0 {
-            var text = "  tokens: \(usage.totalTokens) (\(usage.promptTokens) prompt, \(usage.completionTokens) completion)"
+        for (label, usage) in [("tokens", usage), ("evaluator tokens", evaluatorUsage)] where usage.generations > 0 {
+            var text = "  \(label): \(usage.totalTokens) (\(usage.promptTokens) prompt, \(usage.completionTokens) completion)"
             if usage.cost > 0 { text += String(format: ", cost %.4f", usage.cost) }
             lines.append(text)
         }
@@ -317,6 +345,7 @@ extension RunSummary {
             FROM scores WHERE run_id = ? AND run_item_id IS NULL AND trace_id IS NULL ORDER BY id
             """, run, XeroML.readScore)
         usage = try XeroML.usage(db, runID: runID)
+        evaluatorUsage = try XeroML.evaluatorUsage(db, runID: runID)
     }
 
     /// The summary as JSON, for tools.
@@ -340,6 +369,7 @@ extension RunSummary {
             "tokens": ["prompt": .int(Int64(usage.promptTokens)), "completion": .int(Int64(usage.completionTokens)),
                        "total": .int(Int64(usage.totalTokens))],
             "cost": .double(usage.cost),
+            "evaluator_tokens": .int(Int64(evaluatorUsage.totalTokens)), "evaluator_cost": .double(evaluatorUsage.cost),
             "run_scores": .object(Dictionary(runScores.map { ($0.name, JSONValue.string($0.value.description)) },
                                              uniquingKeysWith: { first, _ in first })),
         ]

@@ -193,7 +193,7 @@ public final class Span: Sendable {
 /// Runs `body` as an observation of the current trace, nested under the current observation.
 ///
 /// Outside any trace, `observe` starts a new trace in the active client (``XeroML/current``, else the
-/// shared client) and writes it when `body` returns. Inside an experiment item, observations nest
+/// shared client when it is open or `XEROML_DB` is set) and writes it when `body` returns. Inside an experiment item, observations nest
 /// under the item's root span and are written with the item's result.
 ///
 /// ```swift

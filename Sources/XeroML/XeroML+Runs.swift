@@ -117,19 +117,24 @@ extension XeroML {
     ///
     /// Reads committed data only: call ``flush()`` first to include results still being written
     /// (``Experiment/results()`` does).
-    public func results(runID: String) async throws -> ExperimentResults {
-        try await store.read { db in try Self.results(db, runID: runID) }
+    ///
+    /// - Parameter limit: read only the first `limit` item results (their ``ExperimentResults/summary``
+    ///   then covers those only; ``summary(runID:)`` covers the whole run without loading it).
+    public func results(runID: String, limit: Int? = nil) async throws -> ExperimentResults {
+        try await store.read { db in try Self.results(db, runID: runID, limit: limit) }
     }
 
-    static func results(_ db: Connection, runID: String) throws -> ExperimentResults {
+    static func results(_ db: Connection, runID: String, limit: Int? = nil) throws -> ExperimentResults {
         guard let run = try findRun(db, reference: runID, datasetName: nil) else { throw XeroMLError.notFound("run \(runID)") }
         var scoresByItem: [String: [Score]] = [:]
         var runScores: [Score] = []
         let scoreRows = try db.query("""
             SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
                 trace_id, observation_id, created_us
-            FROM scores WHERE run_id = ? ORDER BY id
-            """, [.text(run.id)], readScore)
+            FROM scores WHERE run_id = ?
+                AND (? IS NULL OR run_item_id IN (SELECT id FROM run_items WHERE run_id = ? ORDER BY id LIMIT ?))
+            ORDER BY id
+            """, [.text(run.id), .integer(limit), .text(run.id), .integer(limit ?? -1)], readScore)
         for score in scoreRows {
             if let item = score.runItemID { scoresByItem[item, default: []].append(score) }
             else if score.traceID == nil { runScores.append(score) }
@@ -139,8 +144,8 @@ extension XeroML {
                 coalesce(r.expected_output, d.expected_output), coalesce(r.metadata, d.metadata), r.output, r.error,
                 r.latency_ms, r.trace_id, r.started_us, r.attempts
             FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id
-            WHERE r.run_id = ? ORDER BY r.id
-            """, [.text(run.id)]) { s in
+            WHERE r.run_id = ? ORDER BY r.id LIMIT ?
+            """, [.text(run.id), .integer(Int64(limit ?? -1))]) { s in
             let id = s.text(0)!
             return ExperimentItemResult(
                 id: id, runID: run.id, datasetItemID: s.text(1), repetition: s.int(2),
@@ -149,17 +154,31 @@ extension XeroML {
                 latency: .microseconds(Int64((s.double(8) * 1000).rounded())), attempts: s.int(11), traceID: s.text(9),
                 startedAt: date(microseconds: s.int64(10)), scores: scoresByItem[id] ?? [])
         }
-        let usage = try usage(db, runID: run.id)
-        return ExperimentResults(run: run, items: items, runScores: runScores, usage: usage)
+        return ExperimentResults(run: run, items: items, runScores: runScores, usage: try usage(db, runID: run.id),
+                                 evaluatorUsage: try evaluatorUsage(db, runID: run.id))
     }
 
+    /// Totals of the tasks' generations, kept on the run items.
     static func usage(_ db: Connection, runID: String) throws -> UsageTotals {
+        try db.queryFirst("""
+            SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0),
+                coalesce(sum(cost), 0), coalesce(sum(generations), 0)
+            FROM run_items WHERE run_id = ?
+            """, [.text(runID)]) { s in
+            UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
+                        generations: s.int(4))
+        } ?? UsageTotals()
+    }
+
+    /// Totals of the evaluators' generations (LLM judges), recorded in the run's evaluation traces.
+    static func evaluatorUsage(_ db: Connection, runID: String) throws -> UsageTotals {
         try db.queryFirst("""
             SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
                 coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id)
             FROM traces t JOIN observations o ON o.trace_id = t.id
             WHERE t.run_id = ? AND o.kind = 'generation'
-            """, [.text(runID)]) { s in
+                AND t.id NOT IN (SELECT trace_id FROM run_items WHERE run_id = ? AND trace_id IS NOT NULL)
+            """, [.text(runID), .text(runID)]) { s in
             UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
                         generations: s.int(4))
         } ?? UsageTotals()
@@ -188,6 +207,35 @@ extension XeroML {
                      createdAt: date(microseconds: s.int64(12)))
     }
 
+    /// One observation by id (e.g. the judge generation a score links to through
+    /// ``Score/observationID``), or `nil`.
+    public func observation(id: String) async throws -> ObservationRecord? {
+        try await store.read { db in
+            try db.queryFirst("""
+                SELECT \(Self.observationColumns) FROM observations WHERE id = ?
+                """, [.text(id)], Self.readObservation)
+        }
+    }
+
+    static let observationColumns = """
+        id, trace_id, parent_id, kind, name, input, output, metadata, model, model_parameters,
+        prompt_tokens, completion_tokens, total_tokens, cost, level, status_message, started_us, ended_us
+        """
+
+    @Sendable static func readObservation(_ s: Statement) -> ObservationRecord {
+        ObservationRecord(
+            id: s.text(0)!, traceID: s.text(1)!, parentID: s.text(2),
+            kind: ObservationKind(rawValue: s.text(3)!) ?? .span, name: s.text(4)!,
+            input: parseStored(s.text(5)), output: parseStored(s.text(6)), metadata: parseStored(s.text(7)),
+            model: s.text(8), modelParameters: parseStored(s.text(9)),
+            usage: TokenUsage(promptTokens: s.optionalInt64(10).map(Int.init),
+                              completionTokens: s.optionalInt64(11).map(Int.init),
+                              totalTokens: s.optionalInt64(12).map(Int.init)),
+            cost: s.optionalDouble(13), level: ObservationLevel(rawValue: s.text(14)!) ?? .default,
+            statusMessage: s.text(15), startedAt: date(microseconds: s.int64(16)),
+            endedAt: s.optionalInt64(17).map { date(microseconds: $0) })
+    }
+
     /// A trace with its observations and scores, or `nil`.
     public func trace(id: String) async throws -> TraceRecord? {
         try await store.read { db in
@@ -199,23 +247,9 @@ extension XeroML {
                                 startedAt: date(microseconds: s.int64(6)),
                                 endedAt: s.optionalInt64(7).map { date(microseconds: $0) }, observations: [], scores: [])
                 }) else { return nil }
-            trace.observations = try db.query("""
-                SELECT id, trace_id, parent_id, kind, name, input, output, metadata, model, model_parameters,
-                    prompt_tokens, completion_tokens, total_tokens, cost, level, status_message, started_us, ended_us
-                FROM observations WHERE trace_id = ? ORDER BY started_us, id
-                """, [.text(id)]) { s in
-                ObservationRecord(
-                    id: s.text(0)!, traceID: s.text(1)!, parentID: s.text(2),
-                    kind: ObservationKind(rawValue: s.text(3)!) ?? .span, name: s.text(4)!,
-                    input: parseStored(s.text(5)), output: parseStored(s.text(6)), metadata: parseStored(s.text(7)),
-                    model: s.text(8), modelParameters: parseStored(s.text(9)),
-                    usage: TokenUsage(promptTokens: s.optionalInt64(10).map(Int.init),
-                                      completionTokens: s.optionalInt64(11).map(Int.init),
-                                      totalTokens: s.optionalInt64(12).map(Int.init)),
-                    cost: s.optionalDouble(13), level: ObservationLevel(rawValue: s.text(14)!) ?? .default,
-                    statusMessage: s.text(15), startedAt: date(microseconds: s.int64(16)),
-                    endedAt: s.optionalInt64(17).map { date(microseconds: $0) })
-            }
+            trace.observations = try db.query(
+                "SELECT \(Self.observationColumns) FROM observations WHERE trace_id = ? ORDER BY started_us, id",
+                [.text(id)], Self.readObservation)
             trace.scores = try db.query("""
                 SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
                     trace_id, observation_id, created_us

@@ -34,7 +34,10 @@ import Synchronization
 /// - ``datasets()``
 /// - ``importDataset(name:from:format:)``
 /// ### Experiments
-/// - ``createExperiment(name:datasetName:description:metadata:)``
+/// - ``createExperiment(name:datasetName:description:metadata:evaluators:)-(_,_,_,_,[any Evaluator])``
+/// - ``runExperiment(name:datasetName:description:metadata:evaluators:runEvaluators:options:task:)``
+/// - ``compare(baseline:candidates:datasetName:options:)``
+/// - ``gate(run:conditions:baseline:datasetName:options:)``
 /// - ``runs(datasetName:)``
 /// - ``run(id:)``
 /// - ``results(runID:)``
@@ -61,9 +64,17 @@ public final class XeroML: Sendable {
     /// ```swift
     /// xeroml.evaluators.register("polite") { ClosureEvaluator(name: "polite") { .boolean(!$0.outputText.contains("!")) } }
     /// ```
+    ///
+    /// Reading and assigning are two steps; to change the registry from several tasks at once, use
+    /// ``updateEvaluators(_:)``.
     public var evaluators: EvaluatorRegistry {
         get { registry.withLock { $0 } }
         set { registry.withLock { $0 = newValue } }
+    }
+
+    /// Changes the evaluator registry in one step, safe against concurrent changes.
+    public func updateEvaluators(_ change: (inout EvaluatorRegistry) -> Void) {
+        registry.withLock { change(&$0) }
     }
 
     /// Opens (creating when missing) the store at `path` and brings its schema up to date.
@@ -101,8 +112,16 @@ public final class XeroML: Sendable {
     /// The client bound to the calling task (inside experiment items and traces), if any.
     public static var current: XeroML? { local }
 
-    /// The client top-level ``observe(_:as:input:metadata:_:)`` records into.
-    static var activeClient: XeroML? { local ?? (try? shared()) }
+    /// The client top-level ``observe(_:as:input:metadata:_:)`` records into: the task's client, else
+    /// the shared client when it was opened or `XEROML_DB` names its file. Library code that calls
+    /// `observe` never creates a store file in the working directory on its own.
+    static var activeClient: XeroML? {
+        if let local { return local }
+        let opened = sharedClient.withLock { $0 }
+        if let opened { return opened }
+        guard ProcessInfo.processInfo.environment[environmentVariable]?.isEmpty == false else { return nil }
+        return try? shared()
+    }
 
     /// Runs `body` with this client as the one top-level `observe` calls record into.
     public func withActive<T, E: Error>(_ body: () async throws(E) -> T) async throws(E) -> T {

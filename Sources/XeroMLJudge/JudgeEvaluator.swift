@@ -80,13 +80,13 @@ public struct JudgeEvaluator: Evaluator {
         guard let client else {
             return [Evaluation(name: name, value: .unscored(
                 "no judge endpoint is configured: set \(ChatConfiguration.baseURLVariable) and "
-                    + "\(ChatConfiguration.modelVariable), or register judges with a ChatConfiguration"))]
+                    + "\(ChatConfiguration.modelVariable), or register judges with a ChatConfiguration"), source: .judge)]
         }
         let messages: [ChatMessage]
         do {
             messages = try template.messages(for: input, context: context(of: input))
         } catch {
-            return [Evaluation(name: name, value: .unscored(error.description))]
+            return [Evaluation(name: name, value: .unscored(error.description), source: .judge)]
         }
         let options = ChatOptions(name: "judge:\(template.name)", responseFormat: template.responseFormat,
                                   metadata: ["judge": .string(name), "template": .string(template.tag)])
@@ -115,11 +115,13 @@ public struct JudgeEvaluator: Evaluator {
         return [evaluation]
     }
 
-    /// The cache key of a request body: the SHA-256 (hex) of the template version, the body (model,
-    /// rendered messages, temperature, max tokens, response format) and, with
-    /// ``JudgeCachePolicy/perRepetition``, the repetition index.
+    /// The cache key of a request body: the SHA-256 (hex) of the template version, the endpoint, the
+    /// body (model, rendered messages, temperature, max tokens, response format) and, with
+    /// ``JudgeCachePolicy/perRepetition``, the repetition index. The endpoint is part of it because the
+    /// same model name on two servers can be two different models.
     public func cacheKey(for body: JSONValue, repetition: Int) -> String {
         var material: [String: JSONValue] = ["format": 1, "template": .string(template.tag), "request": body]
+        if let endpoint = client?.configuration.baseURL.absoluteString { material["endpoint"] = .string(endpoint) }
         if cachePolicy == .perRepetition { material["repetition"] = .int(Int64(repetition)) }
         return SHA256.hex(JSONValue.object(material).jsonString)
     }
@@ -133,11 +135,12 @@ public struct JudgeEvaluator: Evaluator {
                 let prefix = "(\(formatBound(raw)) on \(formatBound(range.lowerBound))…\(formatBound(range.upperBound)))"
                 comment = comment.map { "\(prefix) \($0)" } ?? prefix
             }
-            return Evaluation(name: name, value: verdict.value, comment: comment, observationID: observationID)
+            return Evaluation(name: name, value: verdict.value, comment: comment, observationID: observationID,
+                              source: .judge)
         case .failure(let failure):
             return Evaluation(name: name, value: .unscored("could not parse judge reply: \(reply)"),
                               comment: "could not parse judge reply (\(failure.reason)): \(reply)",
-                              observationID: observationID)
+                              observationID: observationID, source: .judge)
         }
     }
 

@@ -48,7 +48,7 @@ extension XeroML {
     /// Registers the judge templates with an existing client (e.g. one with a custom transport).
     public func registerJudges(client: ChatClient?, cachePolicy: JudgeCachePolicy = .shared,
                                contextKeyPath: String = "metadata.context") {
-        evaluators.registerJudges(client: client, cachePolicy: cachePolicy, contextKeyPath: contextKeyPath)
+        updateEvaluators { $0.registerJudges(client: client, cachePolicy: cachePolicy, contextKeyPath: contextKeyPath) }
     }
 
     /// Removes every cached judge answer; returns how many were removed.

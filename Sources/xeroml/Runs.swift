@@ -59,9 +59,9 @@ struct Runs: AsyncParsableCommand {
             print("  id: \(found.id)  status: \(found.status.rawValue)"
                   + (found.datasetVersion.map { "  dataset version: \($0)" } ?? ""))
             guard limit > 0 else { return }
-            let results = try await xeroml.results(runID: found.id)
+            let results = try await xeroml.results(runID: found.id, limit: limit)
             guard !results.isEmpty else { return }
-            let names = results.summary.scores.map(\.name)
+            let names = summary.scores.map(\.name)
             var table = Table(headers: ["INPUT", "OUTPUT", "EXPECTED"] + names.map { $0.uppercased() } + ["LATENCY", "ERROR"])
             for item in results.prefix(limit) {
                 table.append([item.input.displayText, item.output?.displayText ?? "", item.expectedOutput?.displayText ?? ""]
@@ -71,7 +71,7 @@ struct Runs: AsyncParsableCommand {
             }
             print("")
             print(table.render(maxColumnWidth: 40))
-            if results.count > limit { print("… \(results.count - limit) more (--limit)") }
+            if summary.itemCount > limit { print("… \(summary.itemCount - limit) more (--limit)") }
         }
     }
 }

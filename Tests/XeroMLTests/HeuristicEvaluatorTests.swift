@@ -326,15 +326,19 @@ import Testing
         #expect(try await Self.score(both, output: 1009, expected: 1000).value == .boolean(true))
     }
 
-    @Test func numericClosenessThrowsWhenASideIsNotANumber() async {
+    @Test func numericClosenessFailsANonNumericOutputAndThrowsOnANonNumericExpectation() async throws {
         let close = NumericCloseness()
-        #expect(await Self.failure(close, output: "about forty", expected: 42)?.message
-            == #"numeric_close: the output "about forty" is not a number"#)
+        // A model that answers with words is wrong, not unscorable.
+        let words = try await Self.score(close, output: "about forty", expected: 42)
+        #expect(words.value == .boolean(false))
+        #expect(words.comment == #"the output "about forty" is not a number"#)
+        #expect(try await Self.score(close, output: true, expected: 1).value == .boolean(false))
+        #expect(try await Self.score(close, output: "nan", expected: 1).value == .boolean(false))
+        let none = try await Self.score(close, output: nil, expected: 1)
+        #expect(none.value == .boolean(false) && none.comment?.contains("no output") == true)
+        // A broken expectation is a dataset problem: the item is unscored, with the reason.
         #expect(await Self.failure(close, output: 42, expected: ["n": 42])?.message
             == #"numeric_close: the expected output "{\"n\":42}" is not a number"#)
-        #expect(await Self.failure(close, output: true, expected: 1)?.message.contains("is not a number") == true)
-        #expect(await Self.failure(close, output: "nan", expected: 1)?.message.contains("is not a number") == true)
-        #expect(await Self.failure(close, output: nil, expected: 1)?.message.contains("no output") == true)
         #expect(await Self.failure(close, output: 42)?.message
             == "numeric_close needs an expected output, and the item has none")
     }

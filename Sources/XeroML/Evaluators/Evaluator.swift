@@ -41,12 +41,16 @@ public struct Evaluation: Sendable, Hashable {
     public var comment: String?
     /// An observation the evaluation came from (e.g. a judge's generation), linked from the score.
     public var observationID: String?
+    /// Who produced the score; `nil` records ``ScoreSource/evaluator``. LLM judges say ``ScoreSource/judge``.
+    public var source: ScoreSource?
 
-    public init(name: String, value: ScoreValue, comment: String? = nil, observationID: String? = nil) {
+    public init(name: String, value: ScoreValue, comment: String? = nil, observationID: String? = nil,
+                source: ScoreSource? = nil) {
         self.name = name
         self.value = value
         self.comment = comment
         self.observationID = observationID
+        self.source = source
     }
 }
 

@@ -378,8 +378,8 @@ public struct JSONEquality: Evaluator {
 ///
 /// Both sides are read as numbers: JSON numbers as they are, strings when their trimmed text is a
 /// finite number (`" 42.0 "`, `"-1e3"`). The score is `|output − expected| ≤ max(absoluteTolerance,
-/// relativeTolerance × |expected|)`. Throws when the item has no expected output, or when either side
-/// is not a number.
+/// relativeTolerance × |expected|)`. An output that is not a number fails. Throws (the item is then
+/// unscored) when the item has no expected output or the expected output is not a number.
 public struct NumericCloseness: Evaluator {
     /// The name of the evaluator and of its score.
     public let name: String
@@ -407,10 +407,11 @@ public struct NumericCloseness: Evaluator {
             throw XeroMLError(.invalidArgument,
                               "\(name): the expected output \(quoted(expectedOutput.displayText)) is not a number")
         }
+        // A model that answers with something other than a number is wrong, not unscorable.
         guard let output = input.output.flatMap(Self.number) else {
-            throw XeroMLError(.invalidArgument, input.output == nil
-                ? "\(name): the task produced no output, and a number was expected"
-                : "\(name): the output \(quoted(input.outputText)) is not a number")
+            return [Evaluation(name: name, value: .boolean(false), comment: input.output == nil
+                ? "the task produced no output, and a number was expected"
+                : "the output \(quoted(input.outputText)) is not a number")]
         }
         let difference = abs(output - expected)
         let tolerance = max(absoluteTolerance, relativeTolerance * abs(expected))
