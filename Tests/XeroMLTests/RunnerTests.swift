@@ -311,3 +311,99 @@ final class ConcurrencyProbe: Sendable {
         #expect(limiter.inUse == 0)
     }
 }
+
+@Suite struct RunnerLifecycleTests {
+    @Test func evaluatorCallsLiveInTheirOwnTraceAndTheirCostIsCountedApart() async throws {
+        let xeroml = try temporaryClient()
+        try await makeNumbersDataset(xeroml, count: 3)
+        let judge = ClosureEvaluator(name: "judged") { input in
+            let id = await observe("judge-call", as: .generation) { generation in
+                generation.setUsage(promptTokens: 100, completionTokens: 10)
+                generation.setCost(0.5)
+                return generation.id
+            }
+            return [Evaluation(name: "judged", value: .numeric(1), observationID: id, source: .judge)]
+        }
+        let report = try await xeroml.runExperiment(name: "costs", datasetName: "numbers", evaluators: [judge]) { run in
+            await observe("model-call", as: .generation) { generation in
+                generation.setUsage(promptTokens: 7, completionTokens: 3)
+                generation.setCost(0.25)
+            }
+            run.setOutput(run.input)
+        }
+        #expect(report.summary.usage == UsageTotals(promptTokens: 21, completionTokens: 9, totalTokens: 30, cost: 0.75, generations: 3))
+        #expect(report.summary.evaluatorUsage.totalTokens == 330 && report.summary.evaluatorUsage.cost == 1.5)
+        let results = try await xeroml.results(runID: report.run.id)
+        #expect(results.usage == report.summary.usage && results.evaluatorUsage == report.summary.evaluatorUsage)
+        for item in results {
+            let trace = try #require(try await xeroml.trace(id: item.traceID!))
+            #expect(trace.observations.map(\.name).sorted() == ["costs", "model-call"])
+            let score = try #require(item.scores.first { $0.name == "judged" })
+            #expect(score.source == .judge && score.evaluator == "judged")
+            let generation = try #require(try await xeroml.observation(id: score.observationID!))
+            #expect(generation.name == "judge-call" && generation.traceID != trace.id)
+        }
+        #expect(report.format().contains("evaluator tokens: 330"))
+    }
+
+    @Test func resumingAFinishedRunChangesNothing() async throws {
+        let xeroml = try temporaryClient()
+        try await makeNumbersDataset(xeroml, count: 4)
+        let first = try await xeroml.runExperiment(name: "done", datasetName: "numbers") { run in run.setOutput("x") }
+        let calls = Mutex(0)
+        let again = try await xeroml.runExperiment(name: "done", datasetName: "numbers",
+                                                   options: ExperimentOptions(resume: true)) { _ in calls.withLock { $0 += 1 } }
+        #expect(calls.withLock { $0 } == 0)
+        #expect(again.run.status == .finished && again.run.finishedAt == first.run.finishedAt)
+        #expect(again.progress.skipped == 4 && again.progress.completed == 0)
+    }
+
+    @Test func cancellationWhileEvaluatorsRunRecordsNothingForThoseItems() async throws {
+        let xeroml = try temporaryClient()
+        try await makeNumbersDataset(xeroml, count: 20)
+        let slowJudge = ClosureEvaluator(name: "slow") { input in
+            if input.input.doubleValue! >= 5 { try await Task.sleep(for: .seconds(30)) }
+            return .numeric(1)
+        }
+        let evaluated = Mutex(0)
+        let counting = ClosureEvaluator(name: "count") { _ in evaluated.withLock { $0 += 1 }; return .numeric(1) }
+        let task = Task {
+            try await xeroml.runExperiment(name: "slow-evals", datasetName: "numbers", evaluators: [counting, slowJudge],
+                                           options: ExperimentOptions(maxConcurrency: 2)) { run in run.setOutput(run.input) }
+        }
+        while evaluated.withLock({ $0 }) < 7 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        let run = try #require(try await xeroml.findRun("slow-evals", datasetName: "numbers"))
+        #expect(run.status == .interrupted)
+        let results = try await xeroml.results(runID: run.id)
+        // Only items whose evaluators all finished are recorded, never an unscored "cancelled" one.
+        #expect(results.count == 5)
+        #expect(results.allSatisfy { $0.score("slow") == 1 && $0.scores.allSatisfy { !$0.value.isUnscored } })
+        // Evaluators never held more items than the window allows.
+        #expect(evaluated.withLock { $0 } <= 5 + 2 + 2)
+    }
+
+    @Test func retryPolicyCapsWaitsAndRefusesLongRetryAfter() {
+        let policy = RetryPolicy(maxAttempts: 5, initialBackoff: .seconds(1), maxBackoff: .seconds(2), jitter: 0.5,
+                                 maxRetryAfter: .seconds(60))
+        var random = SeededGenerator(seed: 3)
+        for attempt in 1...4 {
+            let wait = policy.delay(afterAttempt: attempt, retryAfter: nil, using: &random)
+            #expect(wait <= .seconds(2))
+        }
+        #expect(policy.delay(afterAttempt: 1, retryAfter: .seconds(10), using: &random) == .seconds(10))
+        #expect(policy.shouldRetry(RateLimitError(retryAfter: .seconds(30)), attempt: 1))
+        #expect(!policy.shouldRetry(RateLimitError(retryAfter: .seconds(3600)), attempt: 1))
+        #expect(!policy.shouldRetry(TransientError("x"), attempt: 5))
+    }
+
+    @Test func topLevelObserveCreatesNoStoreOnItsOwn() async throws {
+        guard ProcessInfo.processInfo.environment[XeroML.environmentVariable] == nil else { return }
+        #expect(XeroML.activeClient == nil)
+        let value = await observe("library-code") { _ in 7 }
+        #expect(value == 7)
+        #expect(XeroML.activeClient == nil)
+    }
+}
