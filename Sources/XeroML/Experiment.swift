@@ -46,7 +46,8 @@ public final class Experiment: Sendable {
         self.client = client
     }
 
-    /// Where the run is shown in the local dashboard (`xeroml ui`): ``XeroML/dashboardBaseURL`` + `/runs/<id>`.
+    /// Where the run will be shown by the local dashboard: ``XeroML/dashboardBaseURL`` + `/runs/<id>`.
+    /// (The dashboard is not part of XeroML yet; the address is stable so links can be kept.)
     public var url: URL {
         client.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(id)
     }
@@ -139,7 +140,7 @@ public final class Experiment: Sendable {
         let rootRow = root.end(error: failure)
         let (observations, spanScores) = recorder.seal()
         var batch = WriteBatch()
-        batch.traces = [TraceRow(id: traceID, name: name, runID: id, input: source.input, output: output, metadata: nil,
+        batch.traces = [TraceRow(id: traceID, name: name, kind: .item, runID: id, input: source.input, output: output, metadata: nil,
                                  startedUs: startedUs, endedUs: rootRow.endedUs)]
         batch.observations = [rootRow] + observations
         batch.runItems = [RunItemRow(
@@ -197,7 +198,7 @@ public final class Experiment: Sendable {
                 pending.batch.scores.append(ScoreRow(
                     id: UUIDv7.make(), runID: id, runItemID: runItem.id, traceID: runItem.traceID,
                     observationID: evaluation.observationID, name: evaluation.name, value: evaluation.value,
-                    comment: evaluation.comment ?? evaluation.value.unscoredReason, source: evaluation.source ?? .evaluator,
+                    comment: evaluation.comment ?? evaluation.value.unscoredReason, source: evaluation.source ?? evaluator.scoreSource,
                     evaluator: evaluator.name, createdUs: now))
             }
         }
@@ -205,7 +206,7 @@ public final class Experiment: Sendable {
         if !observations.isEmpty {
             // The trace goes before the scores that point at its observations (same batch, in order).
             pending.batch.traces.append(TraceRow(
-                id: evaluationTraceID, name: "evaluate: \(name)", runID: id, input: pending.source.input,
+                id: evaluationTraceID, name: "evaluate: \(name)", kind: .evaluation, runID: id, input: pending.source.input,
                 output: runItem.output, metadata: ["run_item_id": .string(runItem.id)], startedUs: startedUs,
                 endedUs: nowMicroseconds()))
             pending.batch.observations += observations
@@ -239,7 +240,7 @@ public final class Experiment: Sendable {
         try await mark(status)
         // A finished run is complete: fold the write-ahead log into the main file so the file can be
         // copied on its own (https://www.sqlite.org/wal.html#ckpt).
-        try? await client.store.checkpoint()
+        client.store.checkpointInBackground()
         if let flushError { throw flushError }
     }
 

@@ -156,10 +156,21 @@ public struct ObservationRecord: Sendable, Hashable, Identifiable {
     }
 }
 
+/// What a trace records.
+public enum TraceKind: String, Sendable, Hashable, Codable {
+    /// User code traced with `observe` outside any experiment.
+    case trace
+    /// The task of one experiment item.
+    case item
+    /// The evaluators of one experiment item (LLM judge calls).
+    case evaluation
+}
+
 /// A stored trace with its observations.
 public struct TraceRecord: Sendable, Hashable, Identifiable {
     public var id: String
     public var name: String
+    public var kind: TraceKind
     public var runID: String?
     public var input: JSONValue?
     public var output: JSONValue?

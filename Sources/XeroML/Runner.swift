@@ -294,7 +294,7 @@ struct Runner: Sendable {
         let names = runEvaluators.map(\.name)
         try await store.write { db in
             for name in names {
-                try db.run("DELETE FROM scores WHERE run_id = ? AND run_item_id IS NULL AND source = 'evaluator' AND evaluator = ?",
+                try db.run("DELETE FROM scores WHERE run_id = ? AND run_item_id IS NULL AND evaluator = ?",
                            [.text(runID), .text(name)])
             }
         }
@@ -410,17 +410,10 @@ struct Runner: Sendable {
             private func fetchDatasetPage(after: String) async throws -> Page {
                 let repetitions = runner.options.repetitions
                 let experiment = runner.experiment
-                let (datasetID, version, runID) = (experiment.datasetID ?? "", Int64(experiment.datasetVersion ?? 0),
-                                                   experiment.id)
+                let (datasetID, version, runID) = (experiment.datasetID ?? "", experiment.datasetVersion ?? 0, experiment.id)
                 let pageSize = runner.options.pageSize
                 let (items, done) = try await runner.store.read { db -> ([DatasetItem], Set<String>) in
-                    let items = try db.query("""
-                        SELECT \(XeroML.itemColumns) FROM dataset_items
-                        WHERE dataset_id = ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
-                            AND id > ?
-                        ORDER BY id LIMIT ?
-                        """, [.text(datasetID), .integer(version), .integer(version), .text(after),
-                              .integer(Int64(pageSize))], XeroML.readItem)
+                    let items = try XeroML.itemsPage(db, datasetID: datasetID, version: version, after: after, limit: pageSize)
                     guard let first = items.first, let last = items.last else { return ([], []) }
                     let done = try db.query("""
                         SELECT dataset_item_id, repetition FROM run_items
@@ -546,7 +539,9 @@ struct Runner: Sendable {
             }
             let retryable = failure as? any RetryableError
             if let retryable, retryable.isRateLimit {
-                options.limiter?.release(.rateLimited(retryAfter: retryable.retryAfter))
+                // A wait longer than the policy honours is not waited for, by this item or by the limiter.
+                let pause = retryable.retryAfter.map { min($0, options.retry.maxRetryAfter) }
+                options.limiter?.release(.rateLimited(retryAfter: pause))
             } else {
                 options.limiter?.release(.failure)
             }

@@ -67,6 +67,8 @@ enum Schema {
         CREATE TABLE traces (
             id          TEXT NOT NULL PRIMARY KEY,
             name        TEXT NOT NULL,
+            -- 'trace' (user code), 'item' (an experiment item's task), 'evaluation' (its evaluators).
+            kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'item', 'evaluation')),
             run_id      TEXT REFERENCES experiment_runs(id) ON DELETE CASCADE,
             input       TEXT,
             output      TEXT,
@@ -74,7 +76,7 @@ enum Schema {
             started_us  INTEGER NOT NULL,
             ended_us    INTEGER
         ) STRICT;
-        CREATE INDEX traces_by_run ON traces(run_id) WHERE run_id IS NOT NULL;
+        CREATE INDEX traces_by_run ON traces(run_id, kind) WHERE run_id IS NOT NULL;
 
         CREATE TABLE observations (
             id                TEXT NOT NULL PRIMARY KEY,

@@ -8,6 +8,7 @@ import XeroMLSQLite
 struct TraceRow: Sendable {
     var id: String
     var name: String
+    var kind: TraceKind = .trace
     var runID: String?
     var input: JSONValue?
     var output: JSONValue?
@@ -118,7 +119,9 @@ final class Store: Sendable {
         self.path = path
         self.logger = logger
         do {
-            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer")
+            // The writer commits in the background, below the tasks that produce results: on a busy
+            // machine the experiment's tasks keep their cores and batches grow instead.
+            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer", priority: .background)
             try writer.sync { db in
                 let appID = try db.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
                 let tables = try db.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
@@ -288,9 +291,10 @@ final class Store: Sendable {
     }
 
     /// Copies the write-ahead log into the main file without blocking readers or writers
-    /// (`PRAGMA wal_checkpoint(PASSIVE)`).
-    func checkpoint() async throws {
-        _ = try await writer.run { db in try db.execute("PRAGMA wal_checkpoint(PASSIVE)") }
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`), in the background: nobody waits for it. Until it has run the
+    /// data is in the write-ahead log, durable all the same.
+    func checkpointInBackground() {
+        writer.async { db in try? db.execute("PRAGMA wal_checkpoint(PASSIVE)") }
     }
 
     /// Statistics of the writer: batches and transactions committed so far.
@@ -301,14 +305,14 @@ final class Store: Sendable {
     private func insert(_ batch: WriteBatch, into db: Connection) throws {
         if !batch.traces.isEmpty {
             let statement = try db.cached("""
-                INSERT INTO traces(id, name, run_id, input, output, metadata, started_us, ended_us)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO traces(id, name, kind, run_id, input, output, metadata, started_us, ended_us)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET output = excluded.output, metadata = excluded.metadata,
                     ended_us = excluded.ended_us
                 """)
             for t in batch.traces {
                 try statement.run([
-                    .text(t.id), .text(t.name), .text(t.runID), t.input.sql, t.output.sql, t.metadata.sql,
+                    .text(t.id), .text(t.name), .text(t.kind.rawValue), .text(t.runID), t.input.sql, t.output.sql, t.metadata.sql,
                     .integer(t.startedUs), t.endedUs.map(SQLValue.integer) ?? .null,
                 ])
             }
@@ -343,7 +347,7 @@ final class Store: Sendable {
                     r.input.sql, r.expectedOutput.sql, r.metadata.sql, r.output.sql, .text(r.error),
                     .real(r.latencyMs), .integer(Int64(r.attempts)), .integer(Int64(r.usage.generations)),
                     .integer(Int64(r.usage.promptTokens)), .integer(Int64(r.usage.completionTokens)),
-                    .integer(Int64(r.usage.totalTokens)), r.usage.generations > 0 ? .real(r.usage.cost) : .null, .text(r.traceID), .integer(r.startedUs),
+                    .integer(Int64(r.usage.totalTokens)), r.usage.pricedGenerations > 0 ? .real(r.usage.cost) : .null, .text(r.traceID), .integer(r.startedUs),
                 ])
             }
         }

@@ -9,14 +9,17 @@ public struct UsageTotals: Sendable, Hashable {
     public var totalTokens = 0
     public var cost = 0.0
     public var generations = 0
+    /// Generations that recorded a cost: with none, ``cost`` is unknown rather than zero.
+    public var pricedGenerations = 0
 
     public init(promptTokens: Int = 0, completionTokens: Int = 0, totalTokens: Int = 0, cost: Double = 0,
-                generations: Int = 0) {
+                generations: Int = 0, pricedGenerations: Int? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.totalTokens = totalTokens
         self.cost = cost
         self.generations = generations
+        self.pricedGenerations = pricedGenerations ?? (cost > 0 ? generations : 0)
     }
 
     init(generationsOf observations: [ObservationRow]) {
@@ -26,7 +29,7 @@ public struct UsageTotals: Sendable, Hashable {
             promptTokens += o.usage.promptTokens ?? 0
             completionTokens += o.usage.completionTokens ?? 0
             totalTokens += o.usage.totalTokens ?? 0
-            cost += o.cost ?? 0
+            if let c = o.cost { cost += c; pricedGenerations += 1 }
         }
     }
 }
@@ -135,9 +138,10 @@ public struct RunSummary: Sendable, Hashable {
         if let p50 = latencyP50, let p95 = latencyP95 {
             lines.append("  latency: p50 \(formatDuration(p50)), p95 \(formatDuration(p95))")
         }
-        for (label, usage) in [("tokens", usage), ("evaluator tokens", evaluatorUsage)] where usage.generations > 0 {
+        for (label, usage) in [("tokens", usage), ("evaluator tokens", evaluatorUsage)]
+            where usage.totalTokens > 0 || usage.pricedGenerations > 0 {
             var text = "  \(label): \(usage.totalTokens) (\(usage.promptTokens) prompt, \(usage.completionTokens) completion)"
-            if usage.cost > 0 { text += String(format: ", cost %.4f", usage.cost) }
+            if usage.pricedGenerations > 0 { text += String(format: ", cost %.4f", usage.cost) }
             lines.append(text)
         }
         for s in scores {
@@ -292,10 +296,30 @@ extension RunSummary {
     /// and percentiles come from the covering index on (run_id, name, value).
     init(_ db: Connection, runID: String) throws {
         let run = [SQLValue.text(runID)]
-        (itemCount, errorCount) = try db.queryFirst(
-            "SELECT count(*), count(error) FROM run_items WHERE run_id = ?", run) { ($0.int(0), $0.int(1)) } ?? (0, 0)
-        let latencies = try db.query("SELECT latency_ms FROM run_items WHERE run_id = ?", run) { $0.double(0) / 1000 }
+        // One pass over the run's items: counts, latencies and the tasks' usage.
+        var latencies: [Double] = []
+        var errors = 0
+        var usage = UsageTotals()
+        let items = try db.cached("""
+            SELECT latency_ms, error IS NOT NULL, generations, prompt_tokens, completion_tokens, total_tokens, cost,
+                cost IS NOT NULL
+            FROM run_items WHERE run_id = ?
+            """)
+        try items.bind(run)
+        defer { items.reset() }
+        while try items.step() {
+            latencies.append(items.double(0) / 1000)
+            errors += items.int(1)
+            usage.generations += items.int(2)
+            usage.promptTokens += items.int(3)
+            usage.completionTokens += items.int(4)
+            usage.totalTokens += items.int(5)
+            usage.cost += items.double(6)
+            usage.pricedGenerations += items.int(7) * items.int(2)
+        }
+        (itemCount, errorCount) = (latencies.count, errors)
         (latencyP50, latencyP95) = Self.latencyPercentiles(latencies)
+        self.usage = usage
         var aggregates = try db.query("""
             SELECT name, sum(data_type = 'numeric'), sum(data_type = 'boolean'), sum(data_type = 'categorical'),
                 sum(data_type = 'text'), sum(data_type = 'unscored'), total(value), total(value * value), min(value),
@@ -344,7 +368,6 @@ extension RunSummary {
                 trace_id, observation_id, created_us
             FROM scores WHERE run_id = ? AND run_item_id IS NULL AND trace_id IS NULL ORDER BY id
             """, run, XeroML.readScore)
-        usage = try XeroML.usage(db, runID: runID)
         evaluatorUsage = try XeroML.evaluatorUsage(db, runID: runID)
     }
 

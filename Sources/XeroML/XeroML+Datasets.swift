@@ -196,6 +196,16 @@ extension XeroML {
         return (report, ids)
     }
 
+    /// The items of dataset version `version` with ids after `after`, in id order: one page.
+    static func itemsPage(_ db: Connection, datasetID: String, version: Int, after: String, limit: Int) throws -> [DatasetItem] {
+        try db.query("""
+            SELECT \(itemColumns) FROM dataset_items
+            WHERE dataset_id = ? AND id > ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
+            ORDER BY id LIMIT ?
+            """, [.text(datasetID), .text(after), .integer(Int64(version)), .integer(Int64(version)),
+                  .integer(Int64(limit))], readItem)
+    }
+
     static let itemColumns =
         "id, dataset_id, external_id, input, expected_output, metadata, created_version, archived_version, created_us"
 
@@ -253,14 +263,7 @@ public struct DatasetItemSequence: AsyncSequence, Sendable {
                     dataset = (row.id, row.version)
                 }
                 let (id, version) = dataset!
-                let page = try db.query("""
-                    SELECT \(XeroML.itemColumns) FROM dataset_items
-                    WHERE dataset_id = ? AND created_version <= ? AND (archived_version IS NULL OR archived_version > ?)
-                        AND id > ?
-                    ORDER BY id LIMIT ?
-                    """, [.text(id), .integer(Int64(version)), .integer(Int64(version)), .text(after),
-                          .integer(Int64(pageSize))], XeroML.readItem)
-                return ((id, version), page)
+                return ((id, version), try XeroML.itemsPage(db, datasetID: id, version: version, after: after, limit: pageSize))
             }
             dataset = resolved
             buffer = page

@@ -118,8 +118,9 @@ extension XeroML {
     /// Reads committed data only: call ``flush()`` first to include results still being written
     /// (``Experiment/results()`` does).
     ///
-    /// - Parameter limit: read only the first `limit` item results (their ``ExperimentResults/summary``
-    ///   then covers those only; ``summary(runID:)`` covers the whole run without loading it).
+    /// - Parameter limit: read only the first `limit` item results. Their ``ExperimentResults/summary``
+    ///   then covers those items only, while run-level scores and token totals cover the whole run;
+    ///   ``summary(runID:)`` covers the whole run without loading it.
     public func results(runID: String, limit: Int? = nil) async throws -> ExperimentResults {
         try await store.read { db in try Self.results(db, runID: runID, limit: limit) }
     }
@@ -132,7 +133,8 @@ extension XeroML {
             SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
                 trace_id, observation_id, created_us
             FROM scores WHERE run_id = ?
-                AND (? IS NULL OR run_item_id IN (SELECT id FROM run_items WHERE run_id = ? ORDER BY id LIMIT ?))
+                AND (? IS NULL OR run_item_id IS NULL
+                     OR run_item_id IN (SELECT id FROM run_items WHERE run_id = ? ORDER BY id LIMIT ?))
             ORDER BY id
             """, [.text(run.id), .integer(limit), .text(run.id), .integer(limit ?? -1)], readScore)
         for score in scoreRows {
@@ -162,11 +164,11 @@ extension XeroML {
     static func usage(_ db: Connection, runID: String) throws -> UsageTotals {
         try db.queryFirst("""
             SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0),
-                coalesce(sum(cost), 0), coalesce(sum(generations), 0)
+                coalesce(sum(cost), 0), coalesce(sum(generations), 0), coalesce(sum(generations * (cost IS NOT NULL)), 0)
             FROM run_items WHERE run_id = ?
             """, [.text(runID)]) { s in
             UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
-                        generations: s.int(4))
+                        generations: s.int(4), pricedGenerations: s.int(5))
         } ?? UsageTotals()
     }
 
@@ -174,13 +176,12 @@ extension XeroML {
     static func evaluatorUsage(_ db: Connection, runID: String) throws -> UsageTotals {
         try db.queryFirst("""
             SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
-                coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id)
+                coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id), count(o.cost)
             FROM traces t JOIN observations o ON o.trace_id = t.id
-            WHERE t.run_id = ? AND o.kind = 'generation'
-                AND t.id NOT IN (SELECT trace_id FROM run_items WHERE run_id = ? AND trace_id IS NOT NULL)
-            """, [.text(runID), .text(runID)]) { s in
+            WHERE t.run_id = ? AND t.kind = 'evaluation' AND o.kind = 'generation'
+            """, [.text(runID)]) { s in
             UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
-                        generations: s.int(4))
+                        generations: s.int(4), pricedGenerations: s.int(5))
         } ?? UsageTotals()
     }
 
@@ -240,9 +241,10 @@ extension XeroML {
     public func trace(id: String) async throws -> TraceRecord? {
         try await store.read { db in
             guard var trace = try db.queryFirst(
-                "SELECT id, name, run_id, input, output, metadata, started_us, ended_us FROM traces WHERE id = ?",
+                "SELECT id, name, run_id, input, output, metadata, started_us, ended_us, kind FROM traces WHERE id = ?",
                 [.text(id)], { s in
-                    TraceRecord(id: s.text(0)!, name: s.text(1)!, runID: s.text(2), input: parseStored(s.text(3)),
+                    TraceRecord(id: s.text(0)!, name: s.text(1)!, kind: TraceKind(rawValue: s.text(8) ?? "") ?? .trace,
+                                runID: s.text(2), input: parseStored(s.text(3)),
                                 output: parseStored(s.text(4)), metadata: parseStored(s.text(5)),
                                 startedAt: date(microseconds: s.int64(6)),
                                 endedAt: s.optionalInt64(7).map { date(microseconds: $0) }, observations: [], scores: [])

@@ -76,6 +76,9 @@ public struct JudgeEvaluator: Evaluator {
         self.contextKeyPath = contextKeyPath
     }
 
+    /// Judge scores are recorded with source ``ScoreSource/judge``, failures included.
+    public var scoreSource: ScoreSource { .judge }
+
     public func evaluate(_ input: EvaluationInput) async throws -> [Evaluation] {
         guard let client else {
             return [Evaluation(name: name, value: .unscored(

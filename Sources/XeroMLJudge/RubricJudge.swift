@@ -23,6 +23,9 @@ public struct RubricJudge: Evaluator {
     /// The evaluator doing the work.
     public let judge: JudgeEvaluator
 
+    /// Rubric scores are judge scores.
+    public var scoreSource: ScoreSource { .judge }
+
     /// A rubric judge.
     ///
     /// - Parameters:

@@ -21,14 +21,23 @@ import Dispatch
 /// - ``run(interruptible:_:)``
 /// - ``sync(_:)``
 public final class DatabaseQueue: @unchecked Sendable {
+    /// How urgently the queue's work runs relative to other threads.
+    public enum Priority: Sendable {
+        case normal
+        case background
+    }
+
     private let queue: DispatchQueue
     private let connection: Connection
     private let interruptHandle: InterruptHandle
 
     /// Opens a connection to `path` confined to a new serial queue.
+    ///
+    /// - Parameter priority: ``Priority/background`` runs the queue below the tasks that feed it, so
+    ///   on a busy machine they keep their cores (used by the store's writer).
     public init(path: String, mode: Connection.Mode = .readWrite, label: String = "xeroml.sqlite",
-                busyTimeoutMilliseconds: Int32 = 5_000) throws(SQLiteError) {
-        self.queue = DispatchQueue(label: label, qos: .userInitiated)
+                busyTimeoutMilliseconds: Int32 = 5_000, priority: Priority = .normal) throws(SQLiteError) {
+        self.queue = DispatchQueue(label: label, qos: priority == .background ? .utility : .userInitiated)
         let result: Result<Connection, SQLiteError> = queue.sync {
             do throws(SQLiteError) {
                 return .success(try Connection(path: path, mode: mode, busyTimeoutMilliseconds: busyTimeoutMilliseconds))

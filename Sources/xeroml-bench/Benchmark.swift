@@ -208,6 +208,20 @@ struct SchedulerBenchmark {
         let ideal = Double(items) / Double(concurrency) * seconds(latency)
         print("XeroML scheduler benchmark: \(items) items × \(latency) at concurrency \(concurrency), ideal \(ideal) s")
         let clock = ContinuousClock()
+        // The floor on this machine: a bare sliding window of sleeping tasks, no XeroML at all.
+        let bareStart = clock.now
+        await withTaskGroup(of: Void.self) { group in
+            var started = 0
+            while started < concurrency { group.addTask { try? await Task.sleep(for: latency) }; started += 1 }
+            while await group.next() != nil {
+                guard started < items else { continue }
+                group.addTask { try? await Task.sleep(for: latency) }
+                started += 1
+            }
+        }
+        let bare = seconds(clock.now - bareStart)
+        print(String(format: "floor: a bare task-group window takes %.3f s (%.1f%% over ideal: timer slack)",
+                     bare, (bare / ideal - 1) * 100))
         for round in 1...3 {
             let start = clock.now
             let report = try await xeroml.runExperiment(

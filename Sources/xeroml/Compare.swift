@@ -64,6 +64,10 @@ struct Compare: AsyncParsableCommand {
 
     func text(_ c: RunComparison, items: [ComparedItem], xeroml: XeroML) async throws -> String {
         var out = ["Baseline: \(c.baseline.name) (\(c.baseline.id))"]
+        if c.datasetVersionsDiffer {
+            out.append("Note: the runs used different dataset versions (" + c.runs.map { "\($0.name): v\($0.datasetVersion ?? 0)" }
+                .joined(separator: ", ") + "); changed items show as missing.")
+        }
         for (i, run) in c.candidates.enumerated() { out.append("Candidate \(i + 1): \(run.name) (\(run.id))") }
         out.append("")
         var runTable = Table(headers: ["RUN", "ITEMS", "ERRORS", "LATENCY P50", "LATENCY P95", "COST"])
@@ -260,6 +264,7 @@ struct GateCommand: AsyncParsableCommand {
         if noSignificantRegression && baseline == nil {
             throw ValidationError("--no-significant-regression needs --baseline RUN")
         }
+        guard alpha > 0 && alpha < 1 else { throw ValidationError("--alpha must be between 0 and 1") }
     }
 
     func run() async throws {
@@ -272,7 +277,10 @@ struct GateCommand: AsyncParsableCommand {
             if let markdown {
                 // Append, as CI step-summary files expect.
                 let text = report.markdown() + "\n"
-                if FileManager.default.fileExists(atPath: markdown), let handle = FileHandle(forWritingAtPath: markdown) {
+                if FileManager.default.fileExists(atPath: markdown) {
+                    guard let handle = FileHandle(forWritingAtPath: markdown) else {
+                        throw CommandError("cannot append to \(markdown)")
+                    }
                     handle.seekToEndOfFile()
                     handle.write(Data(text.utf8))
                     try handle.close()

@@ -69,11 +69,7 @@ struct Eval: AsyncParsableCommand {
     @Option(name: .customLong("context-key"), help: "Where judges find the context: a key path such as metadata.context or input.documents.")
     var contextKey = "metadata.context"
 
-    @Option(help: "Items run at the same time.")
-    var concurrency = 4
-
-    @Option(help: "Runs per item.")
-    var repetitions = 1
+    @OptionGroup var runOptions: RunOptions
 
     @Option(help: "Seconds one request may take.")
     var timeout: Double = 60
@@ -88,8 +84,6 @@ struct Eval: AsyncParsableCommand {
     var resume = false
 
     func validate() throws {
-        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
@@ -134,7 +128,7 @@ struct Eval: AsyncParsableCommand {
         // One limiter for the model and the judges: a 429 from either slows both down. The task's
         // client has no limiter of its own (the runner holds a permit around each task) and no
         // retries (the runner retries the task); judges run after the task's permit is released.
-        let limiter = AdaptiveLimiter(maximum: concurrency)
+        let limiter = AdaptiveLimiter(maximum: runOptions.concurrency)
         let retry = RetryPolicy(maxAttempts: maxAttempts)
         let modelClient = ChatClient(configuration: modelConfiguration, retry: .none)
         xeroml.registerJudges(client: ChatClient(configuration: judgeConfiguration, retry: retry, limiter: limiter),
@@ -150,8 +144,8 @@ struct Eval: AsyncParsableCommand {
         let (events, continuation) = AsyncStream.makeStream(of: ExperimentProgress.self, bufferingPolicy: .bufferingNewest(1))
         let printer = Task { await ProgressPrinter(label: name).consume(events) }
         // The request has its own deadline; the task's is a backstop a little later.
-        let options = ExperimentOptions(maxConcurrency: concurrency, timeout: .milliseconds(Int64(timeout * 1000) + 5_000),
-                                        retry: retry, repetitions: repetitions, resume: resume, limiter: limiter,
+        let options = ExperimentOptions(maxConcurrency: runOptions.concurrency, timeout: .milliseconds(Int64(timeout * 1000) + 5_000),
+                                        retry: retry, repetitions: runOptions.repetitions, resume: resume, limiter: limiter,
                                         progress: continuation, seed: seed)
         var metadata: [String: JSONValue] = [
             "model": .string(modelConfiguration.model), "base_url": .string(modelConfiguration.baseURL.absoluteString),

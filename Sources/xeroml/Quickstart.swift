@@ -16,18 +16,12 @@ struct Quickstart: AsyncParsableCommand {
     @Option(help: "The dataset name.")
     var datasetName = "capitals"
 
-    @Option(help: "Items run at the same time.")
-    var concurrency = 4
-
-    @Option(help: "Runs per item.")
-    var repetitions = 1
+    @OptionGroup var runOptions: RunOptions
 
     @Option(help: "Simulated model latency per answer, in milliseconds.")
     var latencyMs = 0
 
     func validate() throws {
-        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         guard latencyMs >= 0 else { throw ValidationError("--latency-ms must not be negative") }
     }
 
@@ -55,7 +49,7 @@ struct Quickstart: AsyncParsableCommand {
                 let (events, continuation) = AsyncStream.makeStream(of: ExperimentProgress.self,
                                                                     bufferingPolicy: .bufferingNewest(1))
                 let printer = Task { await ProgressPrinter(label: name).consume(events) }
-                let options = ExperimentOptions(maxConcurrency: concurrency, repetitions: repetitions, progress: continuation)
+                let options = ExperimentOptions(maxConcurrency: runOptions.concurrency, repetitions: runOptions.repetitions, progress: continuation)
                 do {
                     let datasetName = self.datasetName
                     finished = try await withInterruptHandling {

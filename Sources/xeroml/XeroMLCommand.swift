@@ -23,6 +23,20 @@ struct StoreOptions: ParsableArguments {
     func open() throws -> XeroML { try XeroML(path: path) }
 }
 
+/// How a command runs a dataset: shared by every command that runs experiments.
+struct RunOptions: ParsableArguments {
+    @Option(help: "Items run at the same time.")
+    var concurrency = 4
+
+    @Option(help: "Runs per item.")
+    var repetitions = 1
+
+    func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+    }
+}
+
 /// A command failure with a message for the user; exits with status 1.
 struct CommandError: Error, CustomStringConvertible {
     var description: String

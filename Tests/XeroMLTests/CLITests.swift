@@ -85,10 +85,11 @@ import XeroMLSQLite
 
     @Test func aRunKilledWithSIGKILLResumesWithNoLossAndNoDuplicates() async throws {
         let path = temporaryDirectory().appendingPathComponent("killed.sqlite").path
-        let (items, repetitions) = (150, 2)
+        let (items, repetitions) = (200, 2)
         let process = Process()
         process.executableURL = helperExecutable()
-        process.arguments = [path, "numbers", "killed", "\(items)", "15", "8", "\(repetitions)"]
+        // 400 pairs × 50 ms at concurrency 8: about 2.5 s, so the kill lands mid-run even on a busy machine.
+        process.arguments = [path, "numbers", "killed", "\(items)", "50", "8", "\(repetitions)"]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         // Wait until part of the run is committed, then kill the process without warning.

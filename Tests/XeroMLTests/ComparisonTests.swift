@@ -21,7 +21,7 @@ import FoundationXML
     }
 
     @Test func wilcoxonNormalApproximationWithTiesAndZerosMatchesSciPy() {
-        // scipy.stats.wilcoxon(d, zero_method="wilcox", correction=False, method="approx"):
+        // scipy.stats.wilcoxon(d, zero_method="wilcox", correction=False, method="asymptotic"):
         // statistic 14.5, p 0.09899439425438591.
         let d = [0.5, -1.0, 2.0, 2.0, -0.5, 1.5, 3.0, -2.5, 1.0, 0.0, 4.0, 1.0]
         let result = PairedTests.wilcoxonSignedRank(d)
@@ -277,5 +277,116 @@ import FoundationXML
         try await expectGate(full, in: xeroml, [.min("exact_match", 0.95), .max("error_rate", 0)],
                              baseline: "small")
         try await expectGate(full, in: xeroml, [.noSignificantRegression], baseline: "small")
+    }
+}
+
+@Suite struct GateCommandTests {
+    /// A store with two finished runs of the capitals quickstart.
+    func quickstartStore() throws -> String {
+        let path = temporaryDirectory().appendingPathComponent("gate.sqlite").path
+        let result = try runCLI(["quickstart", "--db", path, "--repetitions", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return path
+    }
+
+    @Test func exitCodesSayWhetherTheGatePassed() throws {
+        let db = try quickstartStore()
+        let dir = temporaryDirectory()
+        let junit = dir.appendingPathComponent("gate.xml").path
+        let markdown = dir.appendingPathComponent("summary.md").path
+        let passed = try runCLI(["gate", "lookup-v2", "--db", db, "--min", "exact_match=90%", "--max", "latency_p95=5s",
+                                 "--baseline", "lookup-v1", "--no-significant-regression", "--junit", junit,
+                                 "--markdown", markdown])
+        #expect(passed.status == 0, "\(passed.stdout)\(passed.stderr)")
+        #expect(passed.stdout.contains("PASSED"))
+        #expect(FileManager.default.fileExists(atPath: junit))
+        #expect(try String(contentsOfFile: markdown, encoding: .utf8).contains("✅ passed"))
+
+        let failed = try runCLI(["gate", "lookup-v1", "--db", db, "--min", "exact_match=0.9"])
+        #expect(failed.status == 1)
+        #expect(failed.stdout.contains("✗ exact_match >= 0.9"))
+        #expect(failed.stdout.contains("What is the capital of"))  // the items behind the failure
+
+        // The simpler variant regresses significantly against the better one.
+        let regressed = try runCLI(["gate", "lookup-v1", "--db", db, "--baseline", "lookup-v2", "--no-significant-regression"])
+        #expect(regressed.status == 1)
+        #expect(regressed.stdout.contains("exact_match regressed"))
+
+        let missing = try runCLI(["gate", "no-such-run", "--db", db, "--min", "exact_match=0.5"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("no-such-run"))
+
+        for arguments in [["gate", "lookup-v1", "--db", db], ["gate", "lookup-v1", "--db", db, "--min", "exact_match"],
+                          ["gate", "lookup-v1", "--db", db, "--no-significant-regression"],
+                          ["gate", "lookup-v1", "--db", db, "--min", "x=1", "--alpha", "0"]] {
+            let bad = try runCLI(arguments)
+            #expect(bad.status == 64, "\(arguments)")
+        }
+    }
+
+    @Test func compareWritesEveryFormat() throws {
+        let db = try quickstartStore()
+        let json = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "json"])
+        #expect(json.status == 0)
+        let value = try JSONValue(parsing: json.stdout)
+        #expect(value["items"].flatMap { if case .array(let a) = $0 { a.count } else { nil } } == 26)
+        let exact = try #require({ () -> JSONValue? in
+            if case .array(let scores)? = value["scores"] { return scores.first { $0["name"] == "exact_match" } }
+            return nil
+        }())
+        #expect(exact["test"] == "mcnemar_exact" && exact["significant_improvement"] == true)
+        let csv = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "csv", "--only-regressions"])
+        #expect(csv.status == 0)
+        #expect(csv.stdout.split(separator: "\n").count == 1)  // header only: nothing regressed
+        let markdown = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "markdown"])
+        #expect(markdown.stdout.contains("| exact_match | lookup-v2 |"))
+        let text = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db])
+        #expect(text.stdout.contains("significant improvement"))
+        let one = try runCLI(["compare", "lookup-v1", "--db", db])
+        #expect(one.status == 64)
+    }
+}
+
+@Suite struct GateDetailTests {
+    @Test func percentagesAreExact() throws {
+        #expect(try GateCondition.parse("exact_match=70%", maximum: false) == .minimum(.score("exact_match"), 0.7))
+        #expect(try GateCondition.parse("exact_match=95%", maximum: false) == .minimum(.score("exact_match"), 0.95))
+    }
+
+    @Test func moreFailingTasksAreASignificantRegression() async throws {
+        let xeroml = try temporaryClient()
+        try await makeNumbersDataset(xeroml, count: 30)
+        try await xeroml.runExperiment(name: "steady", datasetName: "numbers") { run in run.score(name: "ok", value: true) }
+        try await xeroml.runExperiment(name: "brittle", datasetName: "numbers", options: ExperimentOptions(retry: .none)) { run in
+            if Int(run.input.doubleValue!) % 3 == 0 { throw TransientError("crashed") }
+            run.score(name: "ok", value: true)
+        }
+        let comparison = try await xeroml.compare(baseline: "steady", candidates: ["brittle"], datasetName: "numbers")
+        #expect(comparison.significantRegressions.isEmpty)  // the scores that exist did not change
+        let errors = try #require(comparison.errorComparisons.first)
+        #expect(errors.newErrors == 10 && errors.fixedErrors == 0)
+        #expect(abs(errors.pValue - 0.001953125) < 1e-12)
+        let report = try await xeroml.gate(run: "brittle", conditions: [.noSignificantRegression], baseline: "steady",
+                                           datasetName: "numbers")
+        #expect(!report.passed)
+        #expect(report.failures[0].detail.contains("errors rose: 10 new, 0 fixed"))
+        #expect(report.failures[0].items.count == 10)
+    }
+
+    @Test func costIsUnknownWithoutPricesAndJUnitNamesRepetitions() async throws {
+        let xeroml = try temporaryClient()
+        try await makeNumbersDataset(xeroml, count: 2)
+        let report = try await xeroml.runExperiment(name: "unpriced", datasetName: "numbers",
+                                                    options: ExperimentOptions(repetitions: 2)) { run in
+            await observe("model", as: .generation) { $0.setUsage(promptTokens: 3, completionTokens: 1) }
+            run.score(name: "ok", value: false)
+        }
+        #expect(report.summary.usage.generations == 4 && report.summary.usage.pricedGenerations == 0)
+        #expect(!report.format().contains("cost"))
+        let gate = try await xeroml.gate(run: "unpriced", conditions: [.max("cost", 1), .min("ok", 0.5)])
+        #expect(gate.conditions[0].detail.contains("no value"))
+        let names = gate.junitXML().split(separator: "\n").filter { $0.contains("xeroml.gate.items") }
+        #expect(names.count == 4)
+        #expect(Set(names.map { $0.split(separator: "\"")[3] }).count == 4)
     }
 }

@@ -150,6 +150,27 @@ public struct RunComparison: Sendable {
 
     /// Score comparisons with a significant regression.
     public var significantRegressions: [ScoreComparison] { scores.filter(\.significantRegression) }
+
+    /// Per candidate: items whose task newly fails or newly succeeds, compared with the exact McNemar
+    /// test like a boolean score ("the task ran without error").
+    public var errorComparisons: [ErrorComparison]
+
+    /// Whether the runs used different versions of the dataset (items changed between them show as
+    /// missing on one side).
+    public var datasetVersionsDiffer: Bool { Set(runs.map(\.datasetVersion)).count > 1 }
+}
+
+/// Task failures compared between the baseline and one candidate.
+public struct ErrorComparison: Sendable, Hashable {
+    public var candidate: Int
+    /// Items the baseline ran without error and the candidate failed.
+    public var newErrors: Int
+    /// Items the baseline failed and the candidate ran without error.
+    public var fixedErrors: Int
+    /// Exact McNemar p-value of new against fixed errors.
+    public var pValue: Double
+    /// More new errors than fixed ones, significantly.
+    public var significantRegression: Bool
 }
 
 extension XeroML {
@@ -397,7 +418,18 @@ extension XeroML {
                 scores.append(comparison)
             }
         }
+        let errorComparisons = (1..<runs.count).map { candidateIndex -> ErrorComparison in
+            var newErrors = 0, fixedErrors = 0
+            for item in items {
+                guard let base = item.outcomes[0], let candidate = item.outcomes[candidateIndex] else { continue }
+                if !base.failed && candidate.failed { newErrors += 1 }
+                if base.failed && !candidate.failed { fixedErrors += 1 }
+            }
+            let p = PairedTests.mcNemarExact(b: newErrors, c: fixedErrors)
+            return ErrorComparison(candidate: candidateIndex - 1, newErrors: newErrors, fixedErrors: fixedErrors, pValue: p,
+                                   significantRegression: newErrors > fixedErrors && p < options.alpha)
+        }
         return RunComparison(baseline: runs[0], candidates: Array(runs.dropFirst()), options: options, items: items,
-                             scores: scores, runStatistics: statistics)
+                             scores: scores, runStatistics: statistics, errorComparisons: errorComparisons)
     }
 }

@@ -59,6 +59,7 @@ public enum GateCondition: Sendable, Hashable, CustomStringConvertible {
         let metric = GateMetric(parsing: parts[0])
         var number = parts[1]
         var scale = 1.0
+        var divisor = 1.0
         if metric.isLatency {
             for (suffix, factor) in [("ms", 0.001), ("s", 1.0), ("m", 60.0)] where number.hasSuffix(suffix) {
                 number.removeLast(suffix.count)
@@ -67,12 +68,13 @@ public enum GateCondition: Sendable, Hashable, CustomStringConvertible {
             }
         } else if number.hasSuffix("%") {
             number.removeLast()
-            scale = 0.01
+            divisor = 100  // divide, so 70% is exactly 0.7 (70 × 0.01 is 0.7000000000000001)
         }
         guard let value = Double(number), value.isFinite else {
             throw XeroMLError(.invalidArgument, "\"\(parts[1])\" is not a number in \"\(text)\"")
         }
-        return maximum ? .maximum(metric, value * scale) : .minimum(metric, value * scale)
+        let threshold = value * scale / divisor
+        return maximum ? .maximum(metric, threshold) : .minimum(metric, threshold)
     }
 
     public var description: String {
@@ -93,6 +95,8 @@ public struct GateItem: Sendable, Hashable {
     /// The dataset item (or `nil` for raw items) and the run item.
     public var datasetItemID: String?
     public var runItemID: String
+    /// The repetition of the item (0-based).
+    public var repetition: Int
     public var input: JSONValue
     public var output: JSONValue?
     public var expectedOutput: JSONValue?
@@ -160,7 +164,7 @@ public enum Gate {
         let summary = results.summary
         let byRunItem = Dictionary(uniqueKeysWithValues: results.items.map { ($0.id, $0) })
         func gateItem(_ r: ExperimentItemResult, _ reason: String) -> GateItem {
-            GateItem(datasetItemID: r.datasetItemID, runItemID: r.id, input: r.input, output: r.output,
+            GateItem(datasetItemID: r.datasetItemID, runItemID: r.id, repetition: r.repetition, input: r.input, output: r.output,
                      expectedOutput: r.expectedOutput, reason: reason)
         }
         var outcomes: [GateConditionResult] = []
@@ -196,21 +200,30 @@ public enum Gate {
                     continue
                 }
                 let regressions = comparison.significantRegressions
-                let detail = regressions.isEmpty
+                let errors = comparison.errorComparisons.first
+                let moreErrors = errors?.significantRegression == true
+                var detail = regressions.isEmpty
                     ? "none of \(Set(comparison.scores.map(\.name)).count) scores regressed significantly (α = \(formatNumber(comparison.options.alpha)))"
                     : regressions.map { s in
                         "\(s.name) regressed: mean \(formatSigned(s.meanDifference)), p = \(String(format: "%.3g", s.pValue ?? 1))"
                     }.joined(separator: "; ")
+                if let errors, moreErrors {
+                    let text = "errors rose: \(errors.newErrors) new, \(errors.fixedErrors) fixed, p = \(String(format: "%.3g", errors.pValue))"
+                    detail = regressions.isEmpty ? text : detail + "; " + text
+                }
                 let regressedNames = Set(regressions.map(\.name))
                 let items = comparison.items.compactMap { item -> GateItem? in
-                    let changed = item.changes.first?.filter { regressedNames.contains($0.key) && ($0.value == .regressed || $0.value == .newError) }
+                    let changed = item.changes.first?.filter {
+                        (regressedNames.contains($0.key) && $0.value == .regressed) || (moreErrors && $0.value == .newError)
+                    }
                     guard let changed, !changed.isEmpty, let outcome = item.outcomes.last ?? nil,
                           let result = outcome.runItemIDs.first.flatMap({ byRunItem[$0] }) else { return nil }
                     return gateItem(result, changed.keys.sorted().map { "\($0) \(changed[$0]!.rawValue.replacingOccurrences(of: "_", with: " "))" }
                         .joined(separator: ", "))
                 }
-                outcomes.append(GateConditionResult(condition: condition, passed: regressions.isEmpty, actual: nil,
-                                                    detail: detail, items: Array(items.prefix(maximumItemsPerCondition))))
+                outcomes.append(GateConditionResult(condition: condition, passed: regressions.isEmpty && !moreErrors,
+                                                    actual: nil, detail: detail,
+                                                    items: Array(items.prefix(maximumItemsPerCondition))))
             }
         }
         var report = GateReport(runName: results.run.name, runID: results.run.id,
@@ -237,11 +250,10 @@ public enum Gate {
         case .latencyP50: summary.latencyP50?.seconds
         case .latencyP95: summary.latencyP95?.seconds
         case .errorRate: summary.itemCount > 0 ? Double(summary.errorCount) / Double(summary.itemCount) : nil
-        case .cost: results.usage.generations > 0 ? results.usage.cost : nil
+        case .cost: results.usage.pricedGenerations > 0 ? results.usage.cost : nil
         }
     }
 
-    /// The items that pulled `metric` the wrong way, worst first.
     /// The items on the wrong side of `threshold` (errors first, then the worst scores), at most
     /// ``maximumItemsPerCondition``.
     static func worstItems(_ metric: GateMetric, results: ExperimentResults, threshold: Double, lowIsBad: Bool)
@@ -261,7 +273,8 @@ public enum Gate {
             }
             return Array((failed + scored.map { ($0.0, "\(name) = \(r4($0.1))") } + unscored).prefix(limit))
         case .latencyP50, .latencyP95:
-            return results.items.filter { $0.latency.seconds > threshold }.sorted { $0.latency > $1.latency }
+            let wrongSide = results.items.filter { lowIsBad ? $0.latency.seconds < threshold : $0.latency.seconds > threshold }
+            return wrongSide.sorted { lowIsBad ? $0.latency < $1.latency : $0.latency > $1.latency }
                 .prefix(limit).map { ($0, "latency \(formatDuration($0.latency))") }
         case .errorRate:
             return results.items.filter { $0.error != nil }.prefix(limit).map { ($0, "error: \($0.error!)") }

@@ -42,7 +42,8 @@ extension GateReport {
         xml += "  </testsuite>\n"
         xml += #"  <testsuite name="items" tests="\#(itemVerdicts.count)" failures="\#(itemFailures)">"# + "\n"
         for verdict in itemVerdicts {
-            let name = escape("\(verdict.item.datasetItemID ?? verdict.item.runItemID): \(Gate.describe(verdict.item.input))")
+            let repetition = verdict.item.repetition > 0 ? " #\(verdict.item.repetition + 1)" : ""
+            let name = escape("\(verdict.item.datasetItemID ?? verdict.item.runItemID)\(repetition): \(Gate.describe(verdict.item.input))")
             if let failure = verdict.failure {
                 xml += #"    <testcase classname="xeroml.gate.items" name="\#(name)">"# + "\n"
                 xml += #"      <failure message="\#(escape(failure))">output: \#(escape(verdict.item.output?.displayText ?? "none"))"#

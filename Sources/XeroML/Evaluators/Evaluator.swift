@@ -63,6 +63,13 @@ public protocol Evaluator: Sendable {
     var name: String { get }
     /// Evaluates one item. Runs only for items whose task succeeded.
     func evaluate(_ input: EvaluationInput) async throws -> [Evaluation]
+    /// The source recorded on this evaluator's scores, including the unscored one when it throws.
+    /// Default: ``ScoreSource/evaluator``; LLM judges say ``ScoreSource/judge``.
+    var scoreSource: ScoreSource { get }
+}
+
+extension Evaluator {
+    public var scoreSource: ScoreSource { .evaluator }
 }
 
 /// Scores a whole run from all of its item results (e.g. an F1 over every item).
