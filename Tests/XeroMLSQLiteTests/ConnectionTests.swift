@@ -116,7 +116,8 @@ func temporaryPath(_ name: String = "test.sqlite") -> String {
         }
         try await Task.sleep(for: .milliseconds(50))
         let responsive = await Task { clock.now }.value
-        #expect(responsive - start < .milliseconds(1_000))
+        // Starved, the pool would answer only after the 2 s bodies; allow for a machine busy with other tests.
+        #expect(responsive - start < .milliseconds(1_900))
         #expect(try await blocked == [1, 1, 1, 1])
         #expect(clock.now - start < .milliseconds(5_000))  // the queues ran in parallel, not one after another (8 s)
         let value = try await queues[0].run { db in try db.queryFirst("SELECT 6 * 7") { $0.int(0) } }
