@@ -133,3 +133,32 @@ import XeroMLSQLite
         #expect(orphans == 0)
     }
 }
+
+@Suite struct InterruptTests {
+    @Test func ctrlCStopsTheRunCleanlyAndItCanBeResumed() async throws {
+        let path = temporaryDirectory().appendingPathComponent("interrupted.sqlite").path
+        // 26 items × 300 ms at concurrency 2: about 4 s, interrupted after the first results.
+        let process = try startCLI(["quickstart", "--db", path, "--latency-ms", "300", "--concurrency", "2"])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            let committed = (try? XeroMLSQLite.Connection(path: path, mode: .readOnly)
+                .queryFirst("SELECT count(*) FROM run_items") { $0.int(0) }) ?? 0
+            if committed >= 2 { break }
+        }
+        kill(process.process.processIdentifier, SIGINT)
+        let result = process.wait()
+        #expect(result.status == 130, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.contains("interrupted"))
+        let xeroml = try XeroML(path: path)
+        let run = try #require(try await xeroml.findRun("lookup-v1", datasetName: "capitals"))
+        #expect(run.status == .interrupted)
+        #expect(run.itemCount >= 2 && run.itemCount < 26)
+        let results = try await xeroml.results(runID: run.id)
+        #expect(results.allSatisfy { $0.output != nil || $0.error != nil })  // every committed item is whole
+        let resumed = try await xeroml.runExperiment(name: "lookup-v1", datasetName: "capitals",
+                                                     options: ExperimentOptions(resume: true)) { run in run.setOutput("x") }
+        #expect(resumed.run.status == .finished && resumed.run.itemCount == 26)
+        #expect(resumed.progress.skipped == run.itemCount)
+    }
+}
