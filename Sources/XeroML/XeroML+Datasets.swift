@@ -156,8 +156,18 @@ extension XeroML {
     static func upsert(_ db: Connection, datasetID: String, version: Int, drafts: [ItemDraft]) throws
         -> (ImportReport, [String])
     {
-        let newVersion = version + 1
         var report = ImportReport(datasetName: "", version: version)
+        let ids = try upsertItems(db, datasetID: datasetID, newVersion: version + 1, drafts: drafts, report: &report)
+        if report.created + report.updated > 0 {
+            report.version = try bumpVersion(db, datasetID: datasetID)
+        }
+        return (report, ids)
+    }
+
+    /// Writes drafts into dataset version `newVersion`, counting into `report`; the caller bumps the
+    /// dataset's version once when anything changed. Returns the item ids, in order.
+    static func upsertItems(_ db: Connection, datasetID: String, newVersion: Int, drafts: [ItemDraft],
+                            report: inout ImportReport) throws -> [String] {
         var ids: [String] = []
         ids.reserveCapacity(drafts.count)
         let now = nowMicroseconds()
@@ -190,10 +200,7 @@ extension XeroML {
             ])
             ids.append(id)
         }
-        if report.created + report.updated > 0 {
-            report.version = try bumpVersion(db, datasetID: datasetID)
-        }
-        return (report, ids)
+        return ids
     }
 
     /// The items of dataset version `version` with ids after `after`, in id order: one page.

@@ -47,14 +47,14 @@ extension XeroML {
     /// (or `expectedOutput`), `metadata` (an object) and `id` (a string or number you choose; importing
     /// again with the same id updates the item instead of adding a copy).
     ///
-    /// The whole file is validated before anything is written, and written in one transaction: a
-    /// malformed file changes nothing.
+    /// The file is read, validated and written in one transaction, a thousand items at a time, so
+    /// memory stays flat for large files; a malformed line anywhere rolls everything back: a malformed
+    /// file changes nothing.
     /// - Throws: ``XeroMLError/Code/importFailed`` with a message that starts with `file:line:`.
     @discardableResult
     public func importDataset(name: String, from path: String, format: DatasetFileFormat? = nil,
                               description: String? = nil) async throws -> ImportReport {
         try Self.validateName(name, what: "dataset")
-        let drafts = try Self.parseDatasetFile(path: path, format: format)
         return try await store.write { db in
             var created = false
             var row = try Self.datasetRow(db, name: name)
@@ -64,31 +64,64 @@ extension XeroML {
                                  createdAt: dataset.createdAt)
                 created = true
             }
-            var (report, _) = try Self.upsert(db, datasetID: row!.id, version: row!.version, drafts: drafts)
-            report.datasetName = name
+            var report = ImportReport(datasetName: name, version: row!.version)
             report.createdDataset = created
+            try Self.forEachDraft(inFile: path, format: format) { drafts in
+                _ = try Self.upsertItems(db, datasetID: row!.id, newVersion: row!.version + 1, drafts: drafts,
+                                         report: &report)
+            }
+            if report.created + report.updated > 0 {
+                report.version = try Self.bumpVersion(db, datasetID: row!.id)
+            }
             return report
         }
     }
 
-    /// Reads and validates a dataset file without writing anything.
-    static func parseDatasetFile(path: String, format: DatasetFileFormat?) throws -> [ItemDraft] {
+    /// Reads and validates a dataset file, handing its items to `body` a chunk at a time. Nothing is
+    /// kept between chunks but the ids seen so far (to refuse duplicates).
+    static func forEachDraft(inFile path: String, format: DatasetFileFormat?, chunkSize: Int = 1_000,
+                             _ body: ([ItemDraft]) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            // Mapped, not copied: pages are read as the parser reaches them.
+            data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             throw XeroMLError(.importFailed, "\(path): cannot read the file (\(error.localizedDescription))")
         }
         let name = path
         let format = format ?? DatasetFileFormat(pathExtension: url.pathExtension) ?? sniffFormat(data)
-        var drafts: [ItemDraft] = []
+        var chunk: [ItemDraft] = []
+        chunk.reserveCapacity(chunkSize)
+        // Where each id was first seen (a line, or an array position), to refuse duplicates.
+        var seen: [String: Int] = [:]
+        var total = 0
+        func describe(_ position: Int) -> String {
+            format == .jsonl ? "\(name):\(position)" : "\(name): item \(position)"
+        }
+        func add(_ draft: ItemDraft, at position: Int) throws {
+            if let id = draft.externalID {
+                if let first = seen[id] {
+                    throw XeroMLError(.importFailed, "\(draft.location!): duplicate id \"\(id)\" (first at \(describe(first)))")
+                }
+                seen[id] = position
+            }
+            chunk.append(draft)
+            total += 1
+            if chunk.count >= chunkSize {
+                try body(chunk)
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
         switch format {
         case .jsonl:
             var lineNumber = 0
-            for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            var start = data.startIndex
+            while start < data.endIndex {
+                let end = data[start...].firstIndex(of: UInt8(ascii: "\n")) ?? data.endIndex
+                defer { start = end < data.endIndex ? end + 1 : end }
                 lineNumber += 1
-                var bytes = Array(line)
+                var bytes = Array(data[start..<end])
                 if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
                 if lineNumber == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
@@ -100,7 +133,7 @@ extension XeroML {
                 } catch {
                     throw XeroMLError(.importFailed, "\(location): invalid JSON at column \(error.column): \(error.reason)")
                 }
-                drafts.append(try draft(from: value, location: location))
+                try add(try draft(from: value, location: location), at: lineNumber)
             }
         case .json:
             let value: JSONValue
@@ -114,19 +147,11 @@ extension XeroML {
                 throw XeroMLError(.importFailed, "\(name):1: expected a JSON array of item objects")
             }
             for (index, element) in elements.enumerated() {
-                drafts.append(try draft(from: element, location: "\(name): item \(index + 1)"))
+                try add(try draft(from: element, location: describe(index + 1)), at: index + 1)
             }
         }
-        guard !drafts.isEmpty else { throw XeroMLError(.importFailed, "\(name): the file has no items") }
-        var seen: [String: String] = [:]
-        for draft in drafts {
-            guard let id = draft.externalID else { continue }
-            if let first = seen[id] {
-                throw XeroMLError(.importFailed, "\(draft.location!): duplicate id \"\(id)\" (first at \(first))")
-            }
-            seen[id] = draft.location!
-        }
-        return drafts
+        if !chunk.isEmpty { try body(chunk) }
+        guard total > 0 else { throw XeroMLError(.importFailed, "\(name): the file has no items") }
     }
 
     private static func sniffFormat(_ data: Data) -> DatasetFileFormat {

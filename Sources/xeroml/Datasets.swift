@@ -13,7 +13,7 @@ struct Datasets: AsyncParsableCommand {
             discussion: """
                 Each item is an object: {"id": "q1", "input": …, "expected_output": …, "metadata": {…}}.
                 Only "input" is required. Items whose "id" already exists are updated when they differ.
-                The file is validated first and written in one transaction: a bad line changes nothing.
+                The file is read and written in one transaction: a bad line anywhere changes nothing.
                 """)
         @OptionGroup var store: StoreOptions
         @Argument(help: "The file to import (.jsonl, .ndjson or .json).") var file: String

@@ -94,3 +94,22 @@ import Testing
         }
     }
 }
+
+@Suite struct LargeImportTests {
+    @Test func aBadLineAfterManyChunksStillWritesNothing() async throws {
+        let xeroml = try temporaryClient()
+        var lines = (0..<3_500).map { #"{"id": "\#($0)", "input": \#($0)}"# }
+        lines.append(#"{"id": "bad", "input": }"#)
+        let path = writeFile("late-error.jsonl", lines.joined(separator: "\n"))
+        do {
+            try await xeroml.importDataset(name: "big", from: path)
+            Issue.record("the import should fail")
+        } catch let error as XeroMLError {
+            #expect(error.message.hasPrefix("\(path):3501: invalid JSON"))
+        }
+        #expect(try await xeroml.datasets().isEmpty)
+        let ok = try await xeroml.importDataset(name: "big", from: writeFile("ok.jsonl", lines.dropLast().joined(separator: "\n")))
+        #expect(ok.created == 3_500 && ok.version == 1)
+        #expect(try await xeroml.dataset(named: "big").items.count == 3_500)
+    }
+}
