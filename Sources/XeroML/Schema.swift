@@ -127,6 +127,8 @@ enum Schema {
         CREATE UNIQUE INDEX run_items_one_result ON run_items(run_id, dataset_item_id, repetition)
             WHERE dataset_item_id IS NOT NULL;
         CREATE INDEX run_items_by_run ON run_items(run_id, id);
+        -- Failed items only: error counts (run listings, summaries) read this small index, not the table.
+        CREATE INDEX run_items_errors ON run_items(run_id) WHERE error IS NOT NULL;
 
         CREATE TABLE scores (
             id              TEXT NOT NULL PRIMARY KEY,

@@ -71,6 +71,22 @@ public enum UUIDv7 {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// The canonical text of 128 bits (the inverse of ``bits(_:)``).
+    static func format(bits: UInt128) -> String {
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            var out = 0
+            for nibble in 0..<32 {
+                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                    buffer[out] = UInt8(ascii: "-")
+                    out += 1
+                }
+                buffer[out] = hexDigits[Int(truncatingIfNeeded: (bits >> UInt128(4 * (31 - nibble))) & 0xF)]
+                out += 1
+            }
+            return out
+        }
+    }
+
     private static func format(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()
         out.reserveCapacity(36)

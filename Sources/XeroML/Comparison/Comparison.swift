@@ -42,6 +42,9 @@ public enum ScoreChange: String, Sendable, Hashable, CaseIterable, Codable {
 }
 
 /// What one run did on one dataset item (over its repetitions).
+///
+/// A view into the run's columns as loaded for the comparison: its values are read when asked for,
+/// so comparing large runs builds no per-item dictionaries.
 public struct ItemOutcome: Sendable, Hashable {
     /// Mean and sample variance of one score over the item's repetitions.
     public struct Value: Sendable, Hashable {
@@ -50,21 +53,76 @@ public struct ItemOutcome: Sendable, Hashable {
         public var count: Int
         public var isBoolean: Bool
     }
-    public var runItemIDs: [String]
-    public var repetitions: Int
-    public var errors: Int
-    /// The output of the first repetition (parsed when read: comparisons of large runs skip it).
-    public var output: JSONValue? { parseStored(outputText) }
-    var outputText: String?
+    let columns: RunColumns
+    let index: Int
+
+    /// The run items of this dataset item, by repetition.
+    public var runItemIDs: [String] { columns.runItemIDs(of: index) }
+    public var repetitions: Int { Int(columns.repetitions[index]) }
+    public var errors: Int { Int(columns.errors[index]) }
+    /// The output of the first repetition.
+    public var output: JSONValue? { parseStored(columns.outputs[index]) }
     /// The first error message, if any repetition failed.
-    public var error: String?
+    public var error: String? { columns.firstErrors[index] }
     /// Mean latency over repetitions.
-    public var latency: Duration
+    public var latency: Duration { .microseconds(Int64(columns.latencySums[index] / Double(repetitions) * 1000)) }
     /// Total cost over repetitions, when recorded.
-    public var cost: Double?
-    public var scores: [String: Value]
+    public var cost: Double? { columns.costs[index] }
+    /// Every score of the item, by name.
+    public var scores: [String: Value] {
+        var scores: [String: Value] = [:]
+        for name in columns.scores.indices { if let v = columns.value(name, index) { scores[columns.scores[name].name] = v } }
+        return scores
+    }
+    /// The score `name`, or `nil`.
+    public func score(_ name: String) -> Value? {
+        columns.scores.firstIndex { $0.name == name }.flatMap { columns.value($0, index) }
+    }
     /// Whether every repetition failed.
-    public var failed: Bool { errors == repetitions }
+    public var failed: Bool { columns.errors[index] == columns.repetitions[index] }
+
+    public static func == (a: Self, b: Self) -> Bool { a.columns === b.columns && a.index == b.index }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(columns)); hasher.combine(index) }
+}
+
+/// One run's results as loaded for a comparison: one array per field, items in dataset-item order.
+///
+/// `@unchecked Sendable`: built once by ``XeroML/loadOutcomes(_:runID:)`` and never changed after.
+final class RunColumns: @unchecked Sendable {
+    struct ScoreColumn {
+        var name: String
+        var isBoolean: Bool
+        var count: [Int32]
+        var sum: [Double]
+        var sumOfSquares: [Double]
+    }
+    var itemKeys: [UInt128] = []
+    var runItemKeys: [UInt128] = []
+    /// Start of each item's run items in `runItemKeys`; one more entry than items.
+    var runItemStarts: [Int32] = [0]
+    var repetitions: [Int32] = []
+    var errors: [Int32] = []
+    var firstErrors: [String?] = []
+    var outputs: [String?] = []
+    var latencySums: [Double] = []
+    var costs: [Double?] = []
+    var scores: [ScoreColumn] = []
+    var statistics = RunComparison.RunStatistics(items: 0, errors: 0)
+
+    var count: Int { itemKeys.count }
+
+    func runItemIDs(of item: Int) -> [String] {
+        (Int(runItemStarts[item])..<Int(runItemStarts[item + 1])).map { UUIDv7.format(bits: runItemKeys[$0]) }
+    }
+
+    func value(_ score: Int, _ item: Int) -> ItemOutcome.Value? {
+        let column = scores[score]
+        let n = Int(column.count[item])
+        guard n > 0 else { return nil }
+        let mean = column.sum[item] / Double(n)
+        let variance = n > 1 ? max(0, (column.sumOfSquares[item] - Double(n) * mean * mean) / Double(n - 1)) : 0
+        return ItemOutcome.Value(mean: mean, variance: variance, count: n, isBoolean: column.isBoolean)
+    }
 }
 
 /// One dataset item across the compared runs.
@@ -202,23 +260,18 @@ extension XeroML {
         }
     }
 
-    /// One run's outcomes, in dataset-item order.
-    struct RunOutcomes {
-        var itemIDs: [String] = []
-        var outcomes: [ItemOutcome] = []
-        var statistics = RunComparison.RunStatistics(items: 0, errors: 0)
-    }
-
     /// Reads every item outcome of a run with two scans: run items in dataset-item order (through the
-    /// one-result index) and item scores (index-only, through the covering score index). Scores are
-    /// accumulated in flat per-name arrays; no joins, no nested dictionaries.
-    static func loadOutcomes(_ db: Connection, runID: String) throws -> RunOutcomes {
-        var run = RunOutcomes()
-        var indexOfRunItem: [UInt128: Int] = [:]
+    /// one-result index) and item scores (index-only, through the covering score index), into flat
+    /// columns: no joins, no per-item objects, ids kept as 128-bit integers.
+    static func loadOutcomes(_ db: Connection, runID: String) throws -> RunColumns {
+        // Filled in locals (no class-property access in the loops), then handed to the columns.
+        var itemKeys: [UInt128] = [], runItemKeys: [UInt128] = [], runItemStarts: [Int32] = [0]
+        var repetitions: [Int32] = [], errors: [Int32] = [], firstErrors: [String?] = [], outputs: [String?] = []
+        var latencySums: [Double] = [], costs: [Double?] = []
+        var itemOfRunItem: [Int32] = []  // parallel to runItemKeys
         var latencies: [Double] = []
-        var latencySums: [Double] = []
         var totalCost: Double?
-        var errors = 0
+        var errorCount = 0
         let items = try db.cached("""
             SELECT id, dataset_item_id, error, latency_ms, cost, output FROM run_items
             WHERE run_id = ? AND dataset_item_id IS NOT NULL ORDER BY dataset_item_id, repetition
@@ -226,169 +279,205 @@ extension XeroML {
         try items.bind([.text(runID)])
         defer { items.reset() }
         while try items.step() {
-            let id = items.text(0)!, item = items.text(1)!
-            let error = items.text(2)
+            guard let runItem = items.withUTF8(0, UUIDv7.bits), let item = items.withUTF8(1, UUIDv7.bits) else { continue }
+            let failed = !items.isNull(2)
             let latency = items.double(3)
             let cost = items.optionalDouble(4)
             latencies.append(latency)
-            if error != nil { errors += 1 }
+            if failed { errorCount += 1 }
             if let cost { totalCost = (totalCost ?? 0) + cost }
-            if let last = run.itemIDs.last, last == item {
-                let i = run.outcomes.count - 1
-                run.outcomes[i].runItemIDs.append(id)
-                run.outcomes[i].repetitions += 1
-                if error != nil { run.outcomes[i].errors += 1; run.outcomes[i].error = run.outcomes[i].error ?? error }
-                latencySums[i] += latency
-                if let cost { run.outcomes[i].cost = (run.outcomes[i].cost ?? 0) + cost }
-            } else {
-                run.itemIDs.append(item)
-                latencySums.append(latency)
-                run.outcomes.append(ItemOutcome(
-                    runItemIDs: [id], repetitions: 1, errors: error == nil ? 0 : 1, outputText: items.text(5), error: error,
-                    latency: .zero, cost: cost, scores: [:]))
+            if itemKeys.last != item {
+                itemKeys.append(item)
+                runItemStarts.append(runItemStarts[runItemStarts.count - 1])
+                repetitions.append(0)
+                errors.append(0)
+                firstErrors.append(nil)
+                outputs.append(items.text(5))
+                latencySums.append(0)
+                costs.append(nil)
             }
-            if let key = items.withUTF8(0, UUIDv7.bits) { indexOfRunItem[key] = run.outcomes.count - 1 }
+            let i = itemKeys.count - 1
+            runItemKeys.append(runItem)
+            runItemStarts[i + 1] += 1
+            repetitions[i] += 1
+            latencySums[i] += latency
+            if failed {
+                errors[i] += 1
+                if firstErrors[i] == nil { firstErrors[i] = items.text(2) }
+            }
+            if let cost { costs[i] = (costs[i] ?? 0) + cost }
+            itemOfRunItem.append(Int32(i))
         }
-        for i in run.outcomes.indices {
-            run.outcomes[i].latency = .microseconds(Int64(latencySums[i] / Double(run.outcomes[i].repetitions) * 1000))
+        let itemCount = itemKeys.count
+        // Score rows name their run item: find it by binary search over the sorted run-item keys
+        // (measured several times faster here than a dictionary of 128-bit keys).
+        let order = runItemKeys.indices.sorted { runItemKeys[$0] < runItemKeys[$1] }
+        let sortedKeys = order.map { runItemKeys[$0] }
+        let sortedItems = order.map { itemOfRunItem[$0] }
+        func item(of key: UInt128) -> Int? {
+            var low = 0, high = sortedKeys.count
+            while low < high {
+                let mid = (low + high) / 2
+                if sortedKeys[mid] < key { low = mid + 1 } else { high = mid }
+            }
+            return low < sortedKeys.count && sortedKeys[low] == key ? Int(sortedItems[low]) : nil
         }
-        // Per score name: count, sum and sum of squares per item.
-        struct Accumulator {
-            var isBoolean: Bool
-            var count: [Int32]
-            var sum: [Double]
-            var sumOfSquares: [Double]
-        }
-        var accumulators: [(name: String, accumulator: Accumulator)] = []
+        var columns: [RunColumns.ScoreColumn] = []
         let scores = try db.cached("""
             SELECT name, value, data_type, run_item_id FROM scores
             WHERE run_id = ? AND run_item_id IS NOT NULL AND value IS NOT NULL
             """)
         try scores.bind([.text(runID)])
         defer { scores.reset() }
-        let itemCount = run.outcomes.count
         var current = -1
+        var count: [Int32] = [], sum: [Double] = [], sumOfSquares: [Double] = []
+        func store() {
+            guard current >= 0 else { return }
+            columns[current].count = count
+            columns[current].sum = sum
+            columns[current].sumOfSquares = sumOfSquares
+        }
         while try scores.step() {
-            guard let key = scores.withUTF8(3, UUIDv7.bits), let i = indexOfRunItem[key] else { continue }
-            let name = scores.text(0)!
-            // Rows come grouped by name (the covering index starts with it).
-            if current < 0 || accumulators[current].name != name {
-                if let found = accumulators.firstIndex(where: { $0.name == name }) {
+            guard let key = scores.withUTF8(3, UUIDv7.bits), let i = item(of: key) else { continue }
+            // Rows come grouped by name (the covering index starts with it): switch columns rarely.
+            let sameName = current >= 0 && scores.withUTF8(0) { $0.elementsEqual(columns[current].name.utf8) }
+            if !sameName {
+                store()
+                let name = scores.text(0)!
+                if let found = columns.firstIndex(where: { $0.name == name }) {
                     current = found
                 } else {
-                    accumulators.append((name, Accumulator(
-                        isBoolean: scores.text(2) == "boolean", count: .init(repeating: 0, count: itemCount),
-                        sum: .init(repeating: 0, count: itemCount), sumOfSquares: .init(repeating: 0, count: itemCount))))
-                    current = accumulators.count - 1
+                    columns.append(RunColumns.ScoreColumn(name: name, isBoolean: scores.text(2) == "boolean",
+                                                          count: [], sum: [], sumOfSquares: []))
+                    current = columns.count - 1
                 }
+                count = columns[current].count.isEmpty ? .init(repeating: 0, count: itemCount) : columns[current].count
+                sum = columns[current].sum.isEmpty ? .init(repeating: 0, count: itemCount) : columns[current].sum
+                sumOfSquares = columns[current].sumOfSquares.isEmpty
+                    ? .init(repeating: 0, count: itemCount) : columns[current].sumOfSquares
+                columns[current].count = []
+                columns[current].sum = []
+                columns[current].sumOfSquares = []
             }
             let v = scores.double(1)
-            accumulators[current].accumulator.count[i] += 1
-            accumulators[current].accumulator.sum[i] += v
-            accumulators[current].accumulator.sumOfSquares[i] += v * v
+            count[i] += 1
+            sum[i] += v
+            sumOfSquares[i] += v * v
         }
-        for (name, a) in accumulators {
-            for i in 0..<itemCount where a.count[i] > 0 {
-                let n = Double(a.count[i])
-                let mean = a.sum[i] / n
-                let variance = n > 1 ? max(0, (a.sumOfSquares[i] - n * mean * mean) / (n - 1)) : 0
-                run.outcomes[i].scores[name] = ItemOutcome.Value(mean: mean, variance: variance, count: Int(a.count[i]),
-                                                                 isBoolean: a.isBoolean)
-            }
-        }
+        store()
         latencies.sort()
+        let run = RunColumns()
+        (run.itemKeys, run.runItemKeys, run.runItemStarts) = (itemKeys, runItemKeys, runItemStarts)
+        (run.repetitions, run.errors, run.firstErrors, run.outputs) = (repetitions, errors, firstErrors, outputs)
+        (run.latencySums, run.costs, run.scores) = (latencySums, costs, columns)
         run.statistics = RunComparison.RunStatistics(
-            items: latencies.count, errors: errors,
+            items: latencies.count, errors: errorCount,
             latencyP50: Statistics.percentile(latencies, 0.5).map { .microseconds(Int64($0 * 1000)) },
             latencyP95: Statistics.percentile(latencies, 0.95).map { .microseconds(Int64($0 * 1000)) },
             cost: totalCost)
         return run
     }
 
-    static func compare(runs: [ExperimentRun], loaded: [RunOutcomes], options: ComparisonOptions) -> RunComparison {
-        // Merge the runs' sorted item ids: the union, in order, with each run's position per item.
-        var itemIDs: [String] = []
+    static func compare(runs: [ExperimentRun], loaded: [RunColumns], options: ComparisonOptions) -> RunComparison {
+        // Merge the runs' sorted item keys: the union, in order, with each run's position per item.
+        // (Hex ids of one width sort like their integers.)
+        var itemKeys: [UInt128] = []
         var positions: [[Int?]] = []
         var cursors = [Int](repeating: 0, count: loaded.count)
         while true {
-            var next: String?
-            for (r, run) in loaded.enumerated() where cursors[r] < run.itemIDs.count {
-                let id = run.itemIDs[cursors[r]]
-                if next == nil || id < next! { next = id }
+            var next: UInt128?
+            for (r, run) in loaded.enumerated() where cursors[r] < run.count {
+                let key = run.itemKeys[cursors[r]]
+                if next == nil || key < next! { next = key }
             }
-            guard let id = next else { break }
-            itemIDs.append(id)
+            guard let key = next else { break }
+            itemKeys.append(key)
             positions.append(loaded.indices.map { r in
-                guard cursors[r] < loaded[r].itemIDs.count, loaded[r].itemIDs[cursors[r]] == id else { return nil }
+                guard cursors[r] < loaded[r].count, loaded[r].itemKeys[cursors[r]] == key else { return nil }
                 defer { cursors[r] += 1 }
                 return cursors[r]
             })
         }
         let statistics = loaded.map(\.statistics)
-        var scoreNames = Set<String>()
-        for run in loaded { for outcome in run.outcomes { scoreNames.formUnion(outcome.scores.keys) } }
-        let sortedNames = scoreNames.sorted()
+        let sortedNames = Set(loaded.flatMap { $0.scores.map(\.name) }).sorted()
+        // Per run, the column of each score name (nil when the run lacks it).
+        let columnOf: [[Int?]] = loaded.map { run in sortedNames.map { name in run.scores.firstIndex { $0.name == name } } }
+        let booleans = sortedNames.indices.map { n in
+            loaded.indices.contains { r in columnOf[r][n].map { loaded[r].scores[$0].isBoolean } ?? false }
+        }
+        let changeIndex = { (change: ScoreChange) in ScoreChange.allCases.firstIndex(of: change)! }
+        let lowerIsBetter = sortedNames.map { options.lowerIsBetter.contains($0) }
         var items: [ComparedItem] = []
-        items.reserveCapacity(itemIDs.count)
-        // Per candidate and score: paired values and change counts.
-        var pairs = [[String: (b: [Double], c: [Double])]](repeating: [:], count: runs.count - 1)
-        var counts = [[String: [ScoreChange: Int]]](repeating: [:], count: runs.count - 1)
-        var booleans: [String: Bool] = [:]
-        for (itemIndex, id) in itemIDs.enumerated() {
-            let outcomes: [ItemOutcome?] = positions[itemIndex].enumerated().map { r, p in p.map { loaded[r].outcomes[$0] } }
-            let base = outcomes[0]
+        items.reserveCapacity(itemKeys.count)
+        // Per candidate and score name: paired means and change counts.
+        var pairedBaseline = [[[Double]]](repeating: .init(repeating: [], count: sortedNames.count), count: runs.count - 1)
+        var pairedCandidate = pairedBaseline
+        var counts = [[[Int]]](repeating: .init(repeating: .init(repeating: 0, count: ScoreChange.allCases.count),
+                                                 count: sortedNames.count), count: runs.count - 1)
+        for (itemIndex, key) in itemKeys.enumerated() {
+            let position = positions[itemIndex]
+            let outcomes: [ItemOutcome?] = position.enumerated().map { r, p in p.map { ItemOutcome(columns: loaded[r], index: $0) } }
             var changes: [[String: ScoreChange]] = []
-            for candidateIndex in 1..<runs.count {
-                let candidate = outcomes[candidateIndex]
+            for c in 1..<runs.count {
                 var itemChanges: [String: ScoreChange] = [:]
-                for name in sortedNames {
-                    let b = base?.scores[name], c = candidate?.scores[name]
-                    if let v = b ?? c { booleans[name] = v.isBoolean }
+                let basePosition = position[0], candidatePosition = position[c]
+                let baseFailed = basePosition.map { loaded[0].errors[$0] == loaded[0].repetitions[$0] }
+                let candidateFailed = candidatePosition.map { loaded[c].errors[$0] == loaded[c].repetitions[$0] }
+                for (n, name) in sortedNames.enumerated() {
+                    let b = basePosition.flatMap { p in columnOf[0][n].flatMap { loaded[0].value($0, p) } }
+                    let v = candidatePosition.flatMap { p in columnOf[c][n].flatMap { loaded[c].value($0, p) } }
                     let change: ScoreChange
-                    if let base, let candidate, !base.failed, candidate.failed, b != nil {
+                    if baseFailed == false, candidateFailed == true, b != nil {
                         change = .newError
-                    } else if let base, let candidate, base.failed, !candidate.failed, c != nil {
+                    } else if baseFailed == true, candidateFailed == false, v != nil {
                         change = .fixedError
-                    } else if let b, let c {
-                        pairs[candidateIndex - 1][name, default: ([], [])].b.append(b.mean)
-                        pairs[candidateIndex - 1][name, default: ([], [])].c.append(c.mean)
-                        var delta = c.mean - b.mean
-                        if options.lowerIsBetter.contains(name) { delta = -delta }
+                    } else if let b, let v {
+                        pairedBaseline[c - 1][n].append(b.mean)
+                        pairedCandidate[c - 1][n].append(v.mean)
+                        var delta = v.mean - b.mean
+                        if lowerIsBetter[n] { delta = -delta }
                         if abs(delta) <= options.tolerance {
                             change = .unchanged
-                        } else if b.count > 1 && c.count > 1,
-                                  abs(delta) <= 1.96 * (b.variance / Double(b.count) + c.variance / Double(c.count)).squareRoot() {
+                        } else if b.count > 1 && v.count > 1,
+                                  abs(delta) <= 1.96 * (b.variance / Double(b.count) + v.variance / Double(v.count)).squareRoot() {
                             change = .withinNoise
                         } else {
                             change = delta > 0 ? .improved : .regressed
                         }
-                    } else if b == nil && c == nil {
+                    } else if b == nil && v == nil {
                         continue
                     } else {
                         change = .missing
                     }
                     itemChanges[name] = change
-                    counts[candidateIndex - 1][name, default: [:]][change, default: 0] += 1
+                    counts[c - 1][n][changeIndex(change)] += 1
                 }
                 changes.append(itemChanges)
             }
-            items.append(ComparedItem(datasetItemID: id, outcomes: outcomes, changes: changes))
+            items.append(ComparedItem(datasetItemID: UUIDv7.format(bits: key), outcomes: outcomes, changes: changes))
         }
         var scores: [ScoreComparison] = []
         for candidateIndex in 1..<runs.count {
-            for name in sortedNames {
-                let isBoolean = booleans[name] ?? false
+            for (n, name) in sortedNames.enumerated() {
+                let isBoolean = booleans[n]
                 let lowerIsBetter = options.lowerIsBetter.contains(name)
-                let (b, c) = pairs[candidateIndex - 1][name] ?? ([], [])
+                let b = pairedBaseline[candidateIndex - 1][n], c = pairedCandidate[candidateIndex - 1][n]
                 let differences = zip(c, b).map { $0 - $1 }
-                func mean(_ run: RunOutcomes) -> Double? {
-                    let v = run.outcomes.compactMap { $0.scores[name]?.mean }
-                    return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+                func mean(_ r: Int) -> Double? {
+                    guard let column = columnOf[r][n] else { return nil }
+                    let run = loaded[r]
+                    var sum = 0.0, count = 0
+                    for i in 0..<run.count { if let v = run.value(column, i) { sum += v.mean; count += 1 } }
+                    return count > 0 ? sum / Double(count) : nil
+                }
+                var byChange: [ScoreChange: Int] = [:]
+                for (k, change) in ScoreChange.allCases.enumerated() where counts[candidateIndex - 1][n][k] > 0 {
+                    byChange[change] = counts[candidateIndex - 1][n][k]
                 }
                 var comparison = ScoreComparison(
                     name: name, candidate: candidateIndex - 1, isBoolean: isBoolean, lowerIsBetter: lowerIsBetter,
-                    counts: counts[candidateIndex - 1][name] ?? [:], baselineMean: mean(loaded[0]),
-                    candidateMean: mean(loaded[candidateIndex]), pairs: differences.count,
+                    counts: byChange, baselineMean: mean(0), candidateMean: mean(candidateIndex),
+                    pairs: differences.count,
                     meanDifference: differences.isEmpty ? nil : differences.reduce(0, +) / Double(differences.count),
                     bootstrapInterval95: PairedTests.bootstrapMeanInterval(
                         differences, resamples: options.bootstrapResamples, seed: options.seed,
@@ -420,10 +509,12 @@ extension XeroML {
         }
         let errorComparisons = (1..<runs.count).map { candidateIndex -> ErrorComparison in
             var newErrors = 0, fixedErrors = 0
-            for item in items {
-                guard let base = item.outcomes[0], let candidate = item.outcomes[candidateIndex] else { continue }
-                if !base.failed && candidate.failed { newErrors += 1 }
-                if base.failed && !candidate.failed { fixedErrors += 1 }
+            for position in positions {
+                guard let b = position[0], let c = position[candidateIndex] else { continue }
+                let baseFailed = loaded[0].errors[b] == loaded[0].repetitions[b]
+                let candidateFailed = loaded[candidateIndex].errors[c] == loaded[candidateIndex].repetitions[c]
+                if !baseFailed && candidateFailed { newErrors += 1 }
+                if baseFailed && !candidateFailed { fixedErrors += 1 }
             }
             let p = PairedTests.mcNemarExact(b: newErrors, c: fixedErrors)
             return ErrorComparison(candidate: candidateIndex - 1, newErrors: newErrors, fixedErrors: fixedErrors, pValue: p,
