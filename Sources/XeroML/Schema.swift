@@ -114,7 +114,7 @@ enum Schema {
             latency_ms       REAL NOT NULL,
             attempts         INTEGER NOT NULL DEFAULT 1,
             -- Totals of the task's generations (evaluators' are in their own traces), kept here so
-            -- summaries and comparisons need no join over observations. cost is NULL without generations.
+            -- summaries and comparisons need no join over observations. cost is NULL when no generation recorded one.
             generations      INTEGER NOT NULL DEFAULT 0,
             prompt_tokens    INTEGER NOT NULL DEFAULT 0,
             completion_tokens INTEGER NOT NULL DEFAULT 0,
@@ -127,7 +127,7 @@ enum Schema {
         CREATE UNIQUE INDEX run_items_one_result ON run_items(run_id, dataset_item_id, repetition)
             WHERE dataset_item_id IS NOT NULL;
         CREATE INDEX run_items_by_run ON run_items(run_id, id);
-        -- Failed items only: error counts (run listings, summaries) read this small index, not the table.
+        -- Failed items only: error counts in run listings read this small index, not the table.
         CREATE INDEX run_items_errors ON run_items(run_id) WHERE error IS NOT NULL;
 
         CREATE TABLE scores (

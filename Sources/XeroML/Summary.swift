@@ -391,8 +391,10 @@ extension RunSummary {
             "latency_p50_ms": number(latencyP50?.milliseconds), "latency_p95_ms": number(latencyP95?.milliseconds),
             "tokens": ["prompt": .int(Int64(usage.promptTokens)), "completion": .int(Int64(usage.completionTokens)),
                        "total": .int(Int64(usage.totalTokens))],
-            "cost": .double(usage.cost),
-            "evaluator_tokens": .int(Int64(evaluatorUsage.totalTokens)), "evaluator_cost": .double(evaluatorUsage.cost),
+            // Unknown (no priced generation) is null, not 0.
+            "cost": usage.pricedGenerations > 0 ? .double(usage.cost) : .null,
+            "evaluator_tokens": .int(Int64(evaluatorUsage.totalTokens)),
+            "evaluator_cost": evaluatorUsage.pricedGenerations > 0 ? .double(evaluatorUsage.cost) : .null,
             "run_scores": .object(Dictionary(runScores.map { ($0.name, JSONValue.string($0.value.description)) },
                                              uniquingKeysWith: { first, _ in first })),
         ]

@@ -171,7 +171,9 @@ public struct ChatClient: Sendable {
                 limiter?.release(.failure)
                 throw error
             }
-            limiter?.release(failure.isRateLimit ? .rateLimited(retryAfter: failure.retryAfter) : .failure)
+            // A wait longer than the policy honours is not imposed on the shared limiter either.
+            let pause = failure.retryAfter.map { min($0, retry.maxRetryAfter) }
+            limiter?.release(failure.isRateLimit ? .rateLimited(retryAfter: pause) : .failure)
             guard retry.shouldRetry(failure, attempt: attempt) else { throw failure }
             try await Task.sleep(for: retry.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &random))
             attempt += 1

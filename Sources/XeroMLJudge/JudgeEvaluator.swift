@@ -18,7 +18,7 @@ public enum JudgeCachePolicy: String, Sendable, Hashable, CaseIterable {
 ///
 /// - **Score**: in 0…1 (or a boolean, or a category, per the template's ``JudgeScale``); the judge's
 ///   reasoning is the comment.
-/// - **Link**: the judge call is a generation in the item's trace, and the evaluation's
+/// - **Link**: the judge call is a generation in the item's evaluation trace, and the evaluation's
 ///   `observationID` is that generation's id.
 /// - **Failures are data**: an item lacking a part the template needs, or a reply that cannot be
 ///   parsed, is `.unscored` with the reason (the raw reply included); a call that fails after

@@ -1,4 +1,5 @@
 import XeroMLCSQLite
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -209,6 +210,24 @@ public final class Connection {
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     public var changes: Int { Int(sqlite3_changes(handle)) }
 
+    /// Runs `body` with a progress handler that stops any statement once `flag` is set
+    /// (https://www.sqlite.org/c3ref/progress_handler.html): the statement fails with
+    /// ``SQLiteError/Code/interrupt``. Unlike `sqlite3_interrupt`, a flag set before the statement
+    /// starts is not missed.
+    public func stoppable<T>(by flag: CancellationFlag, _ body: () throws -> T) throws -> T {
+        if flag.isSet { throw SQLiteError(extendedCode: SQLITE_INTERRUPT, message: "interrupted") }
+        let context = Unmanaged.passRetained(flag)
+        sqlite3_progress_handler(handle, 4_096, { context in
+            guard let context else { return 0 }
+            return Unmanaged<CancellationFlag>.fromOpaque(context).takeUnretainedValue().isSet ? 1 : 0
+        }, context.toOpaque())
+        defer {
+            sqlite3_progress_handler(handle, 0, nil, nil)
+            context.release()
+        }
+        return try body()
+    }
+
     /// A handle that can interrupt this connection's running statement from any thread.
     public var interruptHandle: InterruptHandle { InterruptHandle(handle: handle) }
 }
@@ -228,4 +247,14 @@ public struct InterruptHandle: @unchecked Sendable {
     public func interrupt() {
         if let handle { sqlite3_interrupt(handle) }
     }
+}
+
+/// A flag set once, from any thread, when work should stop (see ``Connection/stoppable(by:_:)``).
+public final class CancellationFlag: Sendable {
+    private let state = Atomic<Bool>(false)
+    public init() {}
+    /// Asks the work to stop.
+    public func set() { state.store(true, ordering: .releasing) }
+    /// Whether ``set()`` was called.
+    public var isSet: Bool { state.load(ordering: .acquiring) }
 }

@@ -52,24 +52,31 @@ public final class DatabaseQueue: @unchecked Sendable {
 
     /// Runs `body` on the queue and returns its result.
     ///
-    /// With `interruptible`, cancelling the calling task interrupts the running statement
-    /// (`sqlite3_interrupt`), which then fails with ``SQLiteError/Code/interrupt``. Use it for reads;
-    /// a queue shared by several callers should not be interruptible.
+    /// With `interruptible`, cancelling the calling task stops the running statement, which then fails
+    /// with ``SQLiteError/Code/interrupt``: at once through `sqlite3_interrupt`, and, should the
+    /// cancellation land before the statement started (when `sqlite3_interrupt` has nothing to stop),
+    /// through a progress handler that checks the cancellation every few thousand virtual-machine
+    /// steps. Use it for reads; a queue shared by several callers should not be interruptible.
     public func run<T: Sendable>(interruptible: Bool = false,
                                  _ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        let work = { (continuation: CheckedContinuation<T, any Error>) in
-            self.queue.async {
-                continuation.resume(with: Result { try body(self.connection) })
-            }
-        }
         guard interruptible else {
-            return try await withCheckedThrowingContinuation(work)
+            return try await withCheckedThrowingContinuation { continuation in
+                self.queue.async { continuation.resume(with: Result { try body(self.connection) }) }
+            }
         }
         try Task.checkCancellation()
         let handle = interruptHandle
+        let cancelled = CancellationFlag()
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation(work)
+            try await withCheckedThrowingContinuation { continuation in
+                self.queue.async {
+                    continuation.resume(with: Result {
+                        try self.connection.stoppable(by: cancelled) { try body(self.connection) }
+                    })
+                }
+            }
         } onCancel: {
+            cancelled.set()
             handle.interrupt()
         }
     }

@@ -92,6 +92,11 @@ struct Compare: AsyncParsableCommand {
                           "\(s.count(.newError))/\(s.count(.fixedError))", flag])
         }
         out.append(table.render(maxColumnWidth: 60))
+        for e in c.errorComparisons where e.newErrors + e.fixedErrors > 0 {
+            let flag = e.significantRegression ? " " + paint("SIGNIFICANT REGRESSION", .regressed) : ""
+            out.append("Task failures, \(c.candidates[e.candidate].name): \(e.newErrors) new, \(e.fixedErrors) fixed "
+                       + "(McNemar p = \(String(format: "%.3g", e.pValue)))\(flag)")
+        }
         guard limit > 0 else { return out.joined(separator: "\n") }
         let shown = Array(items.prefix(limit))
         let inputs = try await inputsOf(shown, xeroml: xeroml)
@@ -201,6 +206,11 @@ struct Compare: AsyncParsableCommand {
                          "errors": .int(Int64(s.errors)), "cost": number(s.cost)])
             }),
             "scores": .array(scores), "items": .array(itemValues),
+            "task_failures": .array(c.errorComparisons.map { e in
+                .object(["candidate": .string(c.candidates[e.candidate].id), "new_errors": .int(Int64(e.newErrors)),
+                         "fixed_errors": .int(Int64(e.fixedErrors)), "p_value": number(e.pValue),
+                         "significant_regression": .bool(e.significantRegression)])
+            }),
         ]
     }
 
@@ -243,7 +253,8 @@ struct GateCommand: AsyncParsableCommand {
     @Option(help: "A minimum, NAME=VALUE (repeatable), e.g. accuracy=0.85.") var min: [String] = []
     @Option(help: "A maximum, NAME=VALUE (repeatable), e.g. latency_p95=2s.") var max: [String] = []
     @Option(help: "A baseline run to compare with.") var baseline: String?
-    @Flag(help: "Fail when a score regresses significantly against --baseline.") var noSignificantRegression = false
+    @Flag(help: "Fail when a score regresses, or task failures rise, significantly against --baseline.")
+    var noSignificantRegression = false
     @Option(help: "The dataset, when run names are ambiguous.") var dataset: String?
     @Option(help: "Significance level for --no-significant-regression.") var alpha = 0.05
     @Option(help: "Write a JUnit XML report here.") var junit: String?

@@ -124,7 +124,7 @@ func temporaryPath(_ name: String = "test.sqlite") -> String {
         #expect(value == 42)
     }
 
-    @Test func cancellationInterruptsARunningQuery() async throws {
+    @Test(.timeLimit(.minutes(1))) func cancellationInterruptsARunningQuery() async throws {
         let queue = try DatabaseQueue(path: temporaryPath())
         let task = Task {
             try await queue.run(interruptible: true) { db in
@@ -145,5 +145,30 @@ func temporaryPath(_ name: String = "test.sqlite") -> String {
             #expect(error.code == .interrupt)
         }
         #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test(.timeLimit(.minutes(1))) func cancellationBeforeTheQueryStartsIsNotMissed() async throws {
+        let queue = try DatabaseQueue(path: temporaryPath())
+        // Keep the queue busy, so the query below is still waiting when it is cancelled.
+        async let busy: Void = queue.run { _ in usleep(300_000) }
+        let task = Task {
+            try await queue.run(interruptible: true) { db in
+                try db.queryFirst("""
+                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000)
+                    SELECT count(*) FROM n
+                    """) { $0.int(0) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        let start = ContinuousClock.now
+        do {
+            _ = try await task.value
+            Issue.record("the query should have been stopped")
+        } catch let error as SQLiteError {
+            #expect(error.code == .interrupt)
+        }
+        #expect(ContinuousClock.now - start < .seconds(3))
+        try await busy
     }
 }

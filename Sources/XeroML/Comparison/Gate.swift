@@ -213,13 +213,15 @@ public enum Gate {
                 }
                 let regressedNames = Set(regressions.map(\.name))
                 let items = comparison.items.compactMap { item -> GateItem? in
-                    let changed = item.changes.first?.filter {
-                        (regressedNames.contains($0.key) && $0.value == .regressed) || (moreErrors && $0.value == .newError)
-                    }
-                    guard let changed, !changed.isEmpty, let outcome = item.outcomes.last ?? nil,
+                    guard let outcome = item.outcomes.last ?? nil,
                           let result = outcome.runItemIDs.first.flatMap({ byRunItem[$0] }) else { return nil }
-                    return gateItem(result, changed.keys.sorted().map { "\($0) \(changed[$0]!.rawValue.replacingOccurrences(of: "_", with: " "))" }
-                        .joined(separator: ", "))
+                    // A task that newly fails is listed whether or not the baseline had scores for it.
+                    if moreErrors, let base = item.outcomes.first ?? nil, !base.failed, outcome.failed {
+                        return gateItem(result, "new error: \(outcome.error ?? "")")
+                    }
+                    let changed = item.changes.first?.filter { regressedNames.contains($0.key) && $0.value == .regressed }
+                    guard let changed, !changed.isEmpty else { return nil }
+                    return gateItem(result, changed.keys.sorted().map { "\($0) regressed" }.joined(separator: ", "))
                 }
                 outcomes.append(GateConditionResult(condition: condition, passed: regressions.isEmpty && !moreErrors,
                                                     actual: nil, detail: detail,

@@ -41,7 +41,7 @@ public struct Evaluation: Sendable, Hashable {
     public var comment: String?
     /// An observation the evaluation came from (e.g. a judge's generation), linked from the score.
     public var observationID: String?
-    /// Who produced the score; `nil` records ``ScoreSource/evaluator``. LLM judges say ``ScoreSource/judge``.
+    /// Who produced the score; `nil` records the evaluator's ``Evaluator/scoreSource``.
     public var source: ScoreSource?
 
     public init(name: String, value: ScoreValue, comment: String? = nil, observationID: String? = nil,
