@@ -3,7 +3,7 @@ import Testing
 @testable import XeroML
 import XeroMLSQLite
 
-@Suite struct CLITests {
+@Suite(.timeLimit(.minutes(3))) struct CLITests {
     @Test func quickstartRunsTwoVariantsAndLeavesAStore() async throws {
         let path = temporaryDirectory().appendingPathComponent("quick.sqlite").path
         let result = try runCLI(["quickstart", "--db", path])
@@ -73,7 +73,7 @@ import XeroMLSQLite
     }
 }
 
-@Suite struct CrashRecoveryTests {
+@Suite(.timeLimit(.minutes(3))) struct CrashRecoveryTests {
     func helperExecutable() -> URL {
         xeromlExecutable().deletingLastPathComponent().appendingPathComponent("xeroml-testhelper")
     }
@@ -134,7 +134,7 @@ import XeroMLSQLite
     }
 }
 
-@Suite struct InterruptTests {
+@Suite(.timeLimit(.minutes(3))) struct InterruptTests {
     @Test func ctrlCStopsTheRunCleanlyAndItCanBeResumed() async throws {
         let path = temporaryDirectory().appendingPathComponent("interrupted.sqlite").path
         // 26 items × 300 ms at concurrency 2: about 4 s, interrupted after the first results.

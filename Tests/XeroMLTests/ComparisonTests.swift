@@ -227,7 +227,7 @@ import FoundationXML
     }
 }
 
-@Suite struct TestingHelperTests {
+@Suite(.timeLimit(.minutes(3))) struct TestingHelperTests {
     @Test func expectGateRecordsAnIssueWhenAConditionFails() async throws {
         let xeroml = try XeroMLTest.temporaryClient()
         try await makeNumbersDataset(xeroml, count: 5)
@@ -280,7 +280,7 @@ import FoundationXML
     }
 }
 
-@Suite struct GateCommandTests {
+@Suite(.timeLimit(.minutes(3))) struct GateCommandTests {
     /// A store with two finished runs of the capitals quickstart.
     func quickstartStore() throws -> String {
         let path = temporaryDirectory().appendingPathComponent("gate.sqlite").path

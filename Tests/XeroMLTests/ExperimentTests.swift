@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import XeroML
 
-@Suite struct ExperimentTests {
+@Suite(.timeLimit(.minutes(3))) struct ExperimentTests {
     enum ModelError: Error { case rateLimited }
 
     @Test func aThrowingTaskIsRecordedAndTheExperimentGoesOn() async throws {

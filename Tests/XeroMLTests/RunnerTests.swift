@@ -16,7 +16,7 @@ final class ConcurrencyProbe: Sendable {
     var peak: Int { state.withLock { $0.peak } }
 }
 
-@Suite struct RunnerTests {
+@Suite(.timeLimit(.minutes(3))) struct RunnerTests {
     @Test func neverExceedsTheConcurrencyBound() async throws {
         let xeroml = try temporaryClient()
         try await makeNumbersDataset(xeroml, count: 60)
@@ -257,7 +257,7 @@ final class ConcurrencyProbe: Sendable {
     }
 }
 
-@Suite struct AdaptiveLimiterTests {
+@Suite(.timeLimit(.minutes(3))) struct AdaptiveLimiterTests {
     @Test func halvesOnRateLimitsAndRecoversAdditively() async throws {
         let limiter = AdaptiveLimiter(maximum: 8)
         #expect(limiter.currentLimit == 8)
@@ -312,7 +312,7 @@ final class ConcurrencyProbe: Sendable {
     }
 }
 
-@Suite struct RunnerLifecycleTests {
+@Suite(.timeLimit(.minutes(3))) struct RunnerLifecycleTests {
     @Test func evaluatorCallsLiveInTheirOwnTraceAndTheirCostIsCountedApart() async throws {
         let xeroml = try temporaryClient()
         try await makeNumbersDataset(xeroml, count: 3)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import XeroML
 
-@Suite struct TracingTests {
+@Suite(.timeLimit(.minutes(3))) struct TracingTests {
     struct Failure: Error, CustomStringConvertible { var description: String { "model unavailable" } }
 
     @Test func nestsAcrossAsyncLetAndTaskGroups() async throws {
