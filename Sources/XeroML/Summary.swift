@@ -228,7 +228,7 @@ extension ScoreStatistics {
             let mean = a.sum / n
             self.mean = mean
             if a.numberCount > 1 {
-                let variance = Swift.max(0, (a.sumOfSquares - n * mean * mean) / (n - 1))
+                let variance = Statistics.sampleVariance(count: a.numberCount, sum: a.sum, sumOfSquares: a.sumOfSquares)
                 let sd = variance.squareRoot()
                 let se = sd / n.squareRoot()
                 let t = Statistics.tQuantile975(degreesOfFreedom: a.numberCount - 1)
@@ -253,6 +253,15 @@ public enum Statistics {
                                                        confidenceInterval95: ClosedRange<Double>?) {
         let stats = ScoreStatistics(ScoreAggregate(name: "", values: values.map(ScoreValue.numeric)))
         return (stats.mean ?? .nan, stats.standardDeviation, stats.standardError, stats.confidenceInterval95)
+    }
+
+    /// The sample variance (n − 1 denominator) from a count, a sum and a sum of squares; 0 for fewer
+    /// than two values. Never negative (rounding can make the difference of sums slightly so).
+    public static func sampleVariance(count: Int, sum: Double, sumOfSquares: Double) -> Double {
+        guard count > 1 else { return 0 }
+        let n = Double(count)
+        let mean = sum / n
+        return Swift.max(0, (sumOfSquares - n * mean * mean) / (n - 1))
     }
 
     /// The p-th percentile (0…1) of sorted values, by linear interpolation between closest ranks
@@ -440,9 +449,9 @@ extension ExperimentResults {
                 for score in result.scores { if let v = score.value.numericValue { values[score.name, default: []].append(v) } }
             }
             let spreads = values.mapValues { v -> ItemRepetitions.Spread in
-                let mean = v.reduce(0, +) / Double(v.count)
-                let variance = v.count > 1 ? v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count - 1) : 0
-                return .init(count: v.count, mean: mean, variance: variance)
+                let sum = v.reduce(0, +)
+                let variance = Statistics.sampleVariance(count: v.count, sum: sum, sumOfSquares: v.reduce(0) { $0 + $1 * $1 })
+                return .init(count: v.count, mean: sum / Double(v.count), variance: variance)
             }
             return ItemRepetitions(datasetItemID: results[0].datasetItemID, input: results[0].input, results: results,
                                    scores: spreads)

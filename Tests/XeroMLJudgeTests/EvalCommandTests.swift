@@ -24,7 +24,7 @@ import XeroMLTesting
                 "--api-key-env", "TINY_KEY", "--temperature", "0.1",
                 "--evaluator", "exact_match", "--evaluator", "helpfulness", "--concurrency", "2",
             ]
-            let result = try runCLI(arguments, environment: ["TINY_KEY": "sk-tiny"])
+            let result = try await runCLI(arguments, environment: ["TINY_KEY": "sk-tiny"])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("Run \"tiny\" on capitals"))
             #expect(result.stdout.contains("helpfulness"))
@@ -61,19 +61,19 @@ import XeroMLTesting
             #expect(generation.usage.totalTokens == 14)
 
             // A second run re-uses the judge's answers; `judge-cache clear` forgets them.
-            let again = try runCLI(arguments.map { $0 == "tiny" ? "tiny-2" : $0 }, environment: ["TINY_KEY": "sk-tiny"])
+            let again = try await runCLI(arguments.map { $0 == "tiny" ? "tiny-2" : $0 }, environment: ["TINY_KEY": "sk-tiny"])
             #expect(again.status == 0, "\(again.stderr)")
             #expect(server.requests.filter(isJudgeRequest).count == 3)
             #expect(server.requestCount == 9)
-            let cleared = try runCLI(["judge-cache", "clear", "--db", xeroml.path])
+            let cleared = try await runCLI(["judge-cache", "clear", "--db", xeroml.path])
             #expect(cleared.status == 0, "\(cleared.stderr)")
             #expect(cleared.stdout.contains("Cleared 3 cached judge answers"))
 
             // Resuming a finished run runs nothing; reusing its name without --resume is refused.
-            let resumed = try runCLI(arguments + ["--resume"], environment: ["TINY_KEY": "sk-tiny"])
+            let resumed = try await runCLI(arguments + ["--resume"], environment: ["TINY_KEY": "sk-tiny"])
             #expect(resumed.status == 0, "\(resumed.stderr)")
             #expect(server.requestCount == 9)
-            let taken = try runCLI(arguments, environment: ["TINY_KEY": "sk-tiny"])
+            let taken = try await runCLI(arguments, environment: ["TINY_KEY": "sk-tiny"])
             #expect(taken.status != 0)
             #expect(taken.stderr.contains("--resume"))
         }
@@ -86,24 +86,24 @@ import XeroMLTesting
             let base = ["eval", "--db", xeroml.path, "--dataset", "capitals", "--name", "bad",
                         "--model", "tiny-model", "--base-url", server.baseURL.absoluteString]
 
-            let unknownRoot = try runCLI(base + ["--prompt", "Answer: {{question}}"])
+            let unknownRoot = try await runCLI(base + ["--prompt", "Answer: {{question}}"])
             #expect(unknownRoot.status != 0)
             #expect(unknownRoot.stderr.contains("unknown placeholder {{question}}"), "\(unknownRoot.stderr)")
 
-            let unknownKey = try runCLI(base + ["--prompt", "Answer: {{input.qestion}}"])
+            let unknownKey = try await runCLI(base + ["--prompt", "Answer: {{input.qestion}}"])
             #expect(unknownKey.status != 0)
             #expect(unknownKey.stderr.contains("input.qestion"), "\(unknownKey.stderr)")
 
-            let unknownEvaluator = try runCLI(base + ["--prompt", "{{input.question}}", "--evaluator", "helpfullness"])
+            let unknownEvaluator = try await runCLI(base + ["--prompt", "{{input.question}}", "--evaluator", "helpfullness"])
             #expect(unknownEvaluator.status != 0)
             #expect(unknownEvaluator.stderr.contains("unknown evaluator \"helpfullness\""), "\(unknownEvaluator.stderr)")
 
-            let noEndpoint = try runCLI(["eval", "--db", xeroml.path, "--dataset", "capitals", "--name", "bad",
+            let noEndpoint = try await runCLI(["eval", "--db", xeroml.path, "--dataset", "capitals", "--name", "bad",
                                          "--prompt", "{{input.question}}"])
             #expect(noEndpoint.status != 0)
             #expect(noEndpoint.stderr.contains("no model endpoint"), "\(noEndpoint.stderr)")
 
-            let noDataset = try runCLI(base + ["--dataset", "nope", "--prompt", "{{input}}"])
+            let noDataset = try await runCLI(base + ["--dataset", "nope", "--prompt", "{{input}}"])
             #expect(noDataset.status != 0)
             #expect(noDataset.stderr.contains("nope"), "\(noDataset.stderr)")
 
@@ -116,7 +116,7 @@ import XeroMLTesting
         let xeroml = try temporaryClient()
         try await makeDataset(xeroml, items: [("Capital of Japan?", "Tokyo", nil)])
         try await withFakeOpenAIServer(handler: Self.handler) { server in
-            let result = try runCLI(
+            let result = try await runCLI(
                 ["eval", "--db", xeroml.path, "--dataset", "capitals", "--name", "env", "--prompt", "{{input.question}}",
                  "--evaluator", "correctness", "--judge-model", "big-judge"],
                 environment: ["XEROML_JUDGE_BASE_URL": server.baseURL.absoluteString, "XEROML_JUDGE_MODEL": "tiny-model",

@@ -68,7 +68,7 @@ struct CLIResult {
 
 /// Runs the CLI with `arguments` and waits for it. The XEROML_JUDGE_* and OPENAI_API_KEY variables
 /// of the test environment are blanked unless `environment` sets them.
-func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> CLIResult {
     let process = Process()
     process.executableURL = xeromlExecutable()
     process.arguments = arguments
@@ -83,11 +83,35 @@ func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                     stderr: String(decoding: stderr, as: UTF8.self))
+    // Wait on dispatch threads, reading both pipes at once: never block the cooperative pool.
+    let running = SendableProcess(process: process, out: out, err: err)
+    return await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            let group = DispatchGroup()
+            let stderr = SendableBox()
+            DispatchQueue.global().async(group: group) { stderr.data = running.err.fileHandleForReading.readDataToEndOfFile() }
+            let stdout = running.out.fileHandleForReading.readDataToEndOfFile()
+            group.wait()
+            running.process.waitUntilExit()
+            continuation.resume(returning: CLIResult(
+                status: running.process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                stderr: String(decoding: stderr.data, as: UTF8.self)))
+        }
+    }
+}
+
+/// A started process and its pipes, handed to the waiting thread. `@unchecked Sendable`: set up
+/// before `run()` and only read after.
+private struct SendableProcess: @unchecked Sendable {
+    let process: Process
+    let out: Pipe
+    let err: Pipe
+}
+
+/// Standard error's bytes, written by one thread and read by another after `DispatchGroup.wait()`,
+/// which orders the two. `@unchecked Sendable` for that reason.
+private final class SendableBox: @unchecked Sendable {
+    var data = Data()
 }
 
 #if canImport(Glibc)

@@ -6,7 +6,7 @@ import XeroMLSQLite
 @Suite(.timeLimit(.minutes(3))) struct CLITests {
     @Test func quickstartRunsTwoVariantsAndLeavesAStore() async throws {
         let path = temporaryDirectory().appendingPathComponent("quick.sqlite").path
-        let result = try runCLI(["quickstart", "--db", path])
+        let result = try await runCLI(["quickstart", "--db", path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Run \"lookup-v1\" on capitals"))
         #expect(result.stdout.contains("Run \"lookup-v2\" on capitals"))
@@ -22,14 +22,14 @@ import XeroMLSQLite
         #expect(v2.summary.score("exact_match")!.mean! > v1Results.summary.score("exact_match")!.mean!)
 
         // Running it again adds runs instead of failing on the names.
-        let again = try runCLI(["quickstart", "--db", path])
+        let again = try await runCLI(["quickstart", "--db", path])
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try await xeroml.runs(datasetName: "capitals").count == 4)
 
-        let list = try runCLI(["runs", "list", "--db", path])
+        let list = try await runCLI(["runs", "list", "--db", path])
         #expect(list.status == 0)
         #expect(list.stdout.contains("lookup-v2 #2"))
-        let show = try runCLI(["runs", "show", v1.id, "--db", path, "--limit", "30"])
+        let show = try await runCLI(["runs", "show", v1.id, "--db", path, "--limit", "30"])
         #expect(show.status == 0)
         #expect(show.stdout.contains("items: 26, 1 failed"))
         #expect(show.stdout.contains("UnsupportedLanguage"))
@@ -39,7 +39,7 @@ import XeroMLSQLite
         let path = temporaryDirectory().appendingPathComponent("shared.sqlite").path
         let first = try startCLI(["quickstart", "--db", path])
         let second = try startCLI(["quickstart", "--db", path])
-        let (a, b) = (first.wait(), second.wait())
+        let (a, b) = (await first.wait(), await second.wait())
         #expect(a.status == 0, "\(a.stderr)")
         #expect(b.status == 0, "\(b.stderr)")
         let xeroml = try XeroML(path: path)
@@ -49,26 +49,26 @@ import XeroMLSQLite
         #expect(try await xeroml.dataset(named: "capitals").items.count == 26)
     }
 
-    @Test func datasetCommandsImportListAndShow() throws {
+    @Test func datasetCommandsImportListAndShow() async throws {
         let dir = temporaryDirectory()
         let db = dir.appendingPathComponent("cli.sqlite").path
         let file = writeFile("faq.jsonl", "{\"id\": \"1\", \"input\": \"hi\", \"expected_output\": \"hello\"}\n", in: dir)
-        let imported = try runCLI(["datasets", "import", file, "--db", db])
+        let imported = try await runCLI(["datasets", "import", file, "--db", db])
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(imported.stdout.contains("Created dataset faq: 1 created"))
-        let list = try runCLI(["datasets", "list", "--db", db])
+        let list = try await runCLI(["datasets", "list", "--db", db])
         #expect(list.stdout.contains("faq") && list.stdout.contains("1"))
-        let show = try runCLI(["datasets", "show", "faq", "--db", db])
+        let show = try await runCLI(["datasets", "show", "faq", "--db", db])
         #expect(show.stdout.contains("hello"))
 
         let bad = writeFile("bad.jsonl", "{\"input\": \"ok\"}\n{\"input\": }\n", in: dir)
-        let failed = try runCLI(["datasets", "import", bad, "--name", "faq", "--db", db])
+        let failed = try await runCLI(["datasets", "import", bad, "--name", "faq", "--db", db])
         #expect(failed.status != 0)
         #expect(failed.stderr.contains("bad.jsonl:2: invalid JSON"))
-        let after = try runCLI(["datasets", "show", "faq", "--db", db])
+        let after = try await runCLI(["datasets", "show", "faq", "--db", db])
         #expect(after.stdout.contains("version 1, 1 items"))
 
-        let usesEnvironment = try runCLI(["datasets", "list"], environment: ["XEROML_DB": db])
+        let usesEnvironment = try await runCLI(["datasets", "list"], environment: ["XEROML_DB": db])
         #expect(usesEnvironment.stdout.contains("faq"))
     }
 }
@@ -147,7 +147,7 @@ import XeroMLSQLite
             if committed >= 2 { break }
         }
         kill(process.process.processIdentifier, SIGINT)
-        let result = process.wait()
+        let result = await process.wait()
         #expect(result.status == 130, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("interrupted"))
         let xeroml = try XeroML(path: path)

@@ -282,19 +282,19 @@ import FoundationXML
 
 @Suite(.timeLimit(.minutes(3))) struct GateCommandTests {
     /// A store with two finished runs of the capitals quickstart.
-    func quickstartStore() throws -> String {
+    func quickstartStore() async throws -> String {
         let path = temporaryDirectory().appendingPathComponent("gate.sqlite").path
-        let result = try runCLI(["quickstart", "--db", path, "--repetitions", "2"])
+        let result = try await runCLI(["quickstart", "--db", path, "--repetitions", "2"])
         #expect(result.status == 0, "\(result.stderr)")
         return path
     }
 
-    @Test func exitCodesSayWhetherTheGatePassed() throws {
-        let db = try quickstartStore()
+    @Test func exitCodesSayWhetherTheGatePassed() async throws {
+        let db = try await quickstartStore()
         let dir = temporaryDirectory()
         let junit = dir.appendingPathComponent("gate.xml").path
         let markdown = dir.appendingPathComponent("summary.md").path
-        let passed = try runCLI(["gate", "lookup-v2", "--db", db, "--min", "exact_match=90%", "--max", "latency_p95=5s",
+        let passed = try await runCLI(["gate", "lookup-v2", "--db", db, "--min", "exact_match=90%", "--max", "latency_p95=5s",
                                  "--baseline", "lookup-v1", "--no-significant-regression", "--junit", junit,
                                  "--markdown", markdown])
         #expect(passed.status == 0, "\(passed.stdout)\(passed.stderr)")
@@ -302,31 +302,31 @@ import FoundationXML
         #expect(FileManager.default.fileExists(atPath: junit))
         #expect(try String(contentsOfFile: markdown, encoding: .utf8).contains("✅ passed"))
 
-        let failed = try runCLI(["gate", "lookup-v1", "--db", db, "--min", "exact_match=0.9"])
+        let failed = try await runCLI(["gate", "lookup-v1", "--db", db, "--min", "exact_match=0.9"])
         #expect(failed.status == 1)
         #expect(failed.stdout.contains("✗ exact_match >= 0.9"))
         #expect(failed.stdout.contains("What is the capital of"))  // the items behind the failure
 
         // The simpler variant regresses significantly against the better one.
-        let regressed = try runCLI(["gate", "lookup-v1", "--db", db, "--baseline", "lookup-v2", "--no-significant-regression"])
+        let regressed = try await runCLI(["gate", "lookup-v1", "--db", db, "--baseline", "lookup-v2", "--no-significant-regression"])
         #expect(regressed.status == 1)
         #expect(regressed.stdout.contains("exact_match regressed"))
 
-        let missing = try runCLI(["gate", "no-such-run", "--db", db, "--min", "exact_match=0.5"])
+        let missing = try await runCLI(["gate", "no-such-run", "--db", db, "--min", "exact_match=0.5"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("no-such-run"))
 
         for arguments in [["gate", "lookup-v1", "--db", db], ["gate", "lookup-v1", "--db", db, "--min", "exact_match"],
                           ["gate", "lookup-v1", "--db", db, "--no-significant-regression"],
                           ["gate", "lookup-v1", "--db", db, "--min", "x=1", "--alpha", "0"]] {
-            let bad = try runCLI(arguments)
+            let bad = try await runCLI(arguments)
             #expect(bad.status == 64, "\(arguments)")
         }
     }
 
-    @Test func compareWritesEveryFormat() throws {
-        let db = try quickstartStore()
-        let json = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "json"])
+    @Test func compareWritesEveryFormat() async throws {
+        let db = try await quickstartStore()
+        let json = try await runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "json"])
         #expect(json.status == 0)
         let value = try JSONValue(parsing: json.stdout)
         #expect(value["items"].flatMap { if case .array(let a) = $0 { a.count } else { nil } } == 26)
@@ -335,14 +335,14 @@ import FoundationXML
             return nil
         }())
         #expect(exact["test"] == "mcnemar_exact" && exact["significant_improvement"] == true)
-        let csv = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "csv", "--only-regressions"])
+        let csv = try await runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "csv", "--only-regressions"])
         #expect(csv.status == 0)
         #expect(csv.stdout.split(separator: "\n").count == 1)  // header only: nothing regressed
-        let markdown = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "markdown"])
+        let markdown = try await runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "markdown"])
         #expect(markdown.stdout.contains("| exact_match | lookup-v2 |"))
-        let text = try runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db])
+        let text = try await runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db])
         #expect(text.stdout.contains("significant improvement"))
-        let one = try runCLI(["compare", "lookup-v1", "--db", db])
+        let one = try await runCLI(["compare", "lookup-v1", "--db", db])
         #expect(one.status == 64)
     }
 }

@@ -39,26 +39,49 @@ struct ProcessResult {
     var stderr: String
 }
 
-/// Runs the CLI with `arguments` and waits for it.
-func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+/// Runs the CLI with `arguments` and waits for it, off the cooperative pool.
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
     let process = try startCLI(arguments, environment: environment)
-    return process.wait()
+    return await process.wait()
 }
 
 final class RunningProcess: @unchecked Sendable {
-    // Only touched from the thread that created it and in `wait()`.
+    // Set up before `run()` and then only read; the pipes are drained on threads of their own.
     let process: Process
     let out: Pipe
     let err: Pipe
     init(process: Process, out: Pipe, err: Pipe) { self.process = process; self.out = out; self.err = err }
 
-    func wait() -> ProcessResult {
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                             stderr: String(decoding: stderr, as: UTF8.self))
+    /// Waits for the process to exit, reading both pipes at once (so neither can fill up and stall the
+    /// process) on dispatch threads: a test waiting for a process never blocks the cooperative pool.
+    func wait() async -> ProcessResult {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let stderr = Locked(Data())
+                let group = DispatchGroup()
+                DispatchQueue.global().async(group: group) {
+                    let data = self.err.fileHandleForReading.readDataToEndOfFile()
+                    stderr.set(data)
+                }
+                let stdout = self.out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                self.process.waitUntilExit()
+                continuation.resume(returning: ProcessResult(
+                    status: self.process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                    stderr: String(decoding: stderr.value, as: UTF8.self)))
+            }
+        }
     }
+}
+
+/// A value shared between threads behind a lock.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    // Only touched under `lock`.
+    private var stored: Value
+    private let lock = NSLock()
+    init(_ value: Value) { stored = value }
+    var value: Value { lock.withLock { stored } }
+    func set(_ value: Value) { lock.withLock { stored = value } }
 }
 
 func startCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> RunningProcess {

@@ -119,9 +119,8 @@ final class RunColumns: @unchecked Sendable {
         let column = scores[score]
         let n = Int(column.count[item])
         guard n > 0 else { return nil }
-        let mean = column.sum[item] / Double(n)
-        let variance = n > 1 ? max(0, (column.sumOfSquares[item] - Double(n) * mean * mean) / Double(n - 1)) : 0
-        return ItemOutcome.Value(mean: mean, variance: variance, count: n, isBoolean: column.isBoolean)
+        let variance = Statistics.sampleVariance(count: n, sum: column.sum[item], sumOfSquares: column.sumOfSquares[item])
+        return ItemOutcome.Value(mean: column.sum[item] / Double(n), variance: variance, count: n, isBoolean: column.isBoolean)
     }
 }
 
