@@ -6,12 +6,15 @@ public enum DatasetFileFormat: String, Sendable, CaseIterable {
     case jsonl
     /// One JSON array of objects (`.json`).
     case json
+    /// Comma-separated values with a header row (`.csv`). See ``XeroML/importDataset(name:from:format:description:)``.
+    case csv
 
     /// The format implied by a file's extension, or `nil`.
     public init?(pathExtension: String) {
         switch pathExtension.lowercased() {
         case "jsonl", "ndjson": self = .jsonl
         case "json": self = .json
+        case "csv": self = .csv
         default: return nil
         }
     }
@@ -46,6 +49,12 @@ extension XeroML {
     /// Each item is an object with `input` (required, any JSON), and optionally `expected_output`
     /// (or `expectedOutput`), `metadata` (an object) and `id` (a string or number you choose; importing
     /// again with the same id updates the item instead of adding a copy).
+    ///
+    /// A CSV file has a header row naming its columns: `input` (required), `expected_output` (or
+    /// `expectedOutput`), `id`, `metadata` (a JSON object), and any number of `metadata.KEY` columns,
+    /// each adding KEY to the item's metadata. Cells are text; an `input` or `expected_output` cell
+    /// holding a JSON object or array (`{…}`, `[…]`) is read as that JSON. Empty optional cells are
+    /// absent values. Other columns are refused, like unknown fields in JSON.
     ///
     /// The file is read, validated and written in one transaction, a thousand items at a time, so
     /// memory stays flat for large files; a malformed line anywhere rolls everything back: a malformed
@@ -93,11 +102,11 @@ extension XeroML {
         let format = format ?? DatasetFileFormat(pathExtension: url.pathExtension) ?? sniffFormat(data)
         var chunk: [ItemDraft] = []
         chunk.reserveCapacity(chunkSize)
-        // Where each id was first seen (a line, or an array position), to refuse duplicates.
+        // Where each id was first seen (a line, or a position in a JSON array), to refuse duplicates.
         var seen: [String: Int] = [:]
         var total = 0
         func describe(_ position: Int) -> String {
-            format == .jsonl ? "\(name):\(position)" : "\(name): item \(position)"
+            format == .json ? "\(name): item \(position)" : "\(name):\(position)"
         }
         func add(_ draft: ItemDraft, at position: Int) throws {
             if let id = draft.externalID {
@@ -135,6 +144,22 @@ extension XeroML {
                 }
                 try add(try draft(from: value, location: location), at: lineNumber)
             }
+        case .csv:
+            var reader = CSVReader(Array(data))
+            do {
+                guard let header = try reader.next() else { break }
+                let columns = try csvColumns(header.fields, location: "\(name):\(header.line)")
+                while let record = try reader.next() {
+                    let location = "\(name):\(record.line)"
+                    guard record.fields.count == columns.count else {
+                        throw XeroMLError(.importFailed,
+                            "\(location): \(record.fields.count) fields, but the header has \(columns.count)")
+                    }
+                    try add(try draft(fromCSV: record.fields, columns: columns, location: location), at: record.line)
+                }
+            } catch let failure as CSVReader.Failure {
+                throw XeroMLError(.importFailed, "\(name):\(failure.line): \(failure.reason)")
+            }
         case .json:
             let value: JSONValue
             do {
@@ -154,12 +179,76 @@ extension XeroML {
         guard total > 0 else { throw XeroMLError(.importFailed, "\(name): the file has no items") }
     }
 
+    /// What a CSV column holds.
+    enum CSVColumn {
+        case input, expectedOutput, id, metadata
+        case metadataKey(String)
+    }
+
+    static func csvColumns(_ names: [String], location: String) throws -> [CSVColumn] {
+        var columns: [CSVColumn] = []
+        var seen = Set<String>()
+        for raw in names {
+            let name = raw.trimmingCharacters(in: .whitespaces)
+            guard seen.insert(name).inserted else {
+                throw XeroMLError(.importFailed, "\(location): column \"\(name)\" appears twice")
+            }
+            switch name {
+            case "input": columns.append(.input)
+            case "expected_output", "expectedOutput": columns.append(.expectedOutput)
+            case "id": columns.append(.id)
+            case "metadata": columns.append(.metadata)
+            case _ where name.hasPrefix("metadata.") && name.count > "metadata.".count:
+                columns.append(.metadataKey(String(name.dropFirst("metadata.".count))))
+            default:
+                throw XeroMLError(.importFailed,
+                    "\(location): unknown column \"\(name)\" (allowed: id, input, expected_output, metadata, metadata.KEY)")
+            }
+        }
+        if seen.contains("expected_output") && seen.contains("expectedOutput") {
+            throw XeroMLError(.importFailed, "\(location): both \"expected_output\" and \"expectedOutput\" columns")
+        }
+        guard seen.contains("input") else { throw XeroMLError(.importFailed, "\(location): no \"input\" column") }
+        return columns
+    }
+
+    /// An item from one CSV record, validated like a JSON item.
+    static func draft(fromCSV fields: [String], columns: [CSVColumn], location: String) throws -> ItemDraft {
+        func value(_ cell: String, column: String) throws -> JSONValue {
+            let trimmed = cell.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasPrefix("{") || trimmed.hasPrefix("[") else { return .string(cell) }
+            do {
+                return try JSONValue(parsing: trimmed)
+            } catch {
+                throw XeroMLError(.importFailed, "\(location): column \"\(column)\" looks like JSON but is not (\(error))")
+            }
+        }
+        var object: [String: JSONValue] = [:]
+        var metadata: [String: JSONValue] = [:]
+        for (column, cell) in zip(columns, fields) {
+            switch column {
+            case .input: object["input"] = cell.isEmpty ? .null : try value(cell, column: "input")
+            case .expectedOutput: if !cell.isEmpty { object["expected_output"] = try value(cell, column: "expected_output") }
+            case .id: if !cell.isEmpty { object["id"] = .string(cell) }
+            case .metadata:
+                guard !cell.isEmpty else { continue }
+                guard case .object(let members)? = try? JSONValue(parsing: cell) else {
+                    throw XeroMLError(.importFailed, "\(location): \"metadata\" must be a JSON object")
+                }
+                metadata.merge(members) { _, new in new }
+            case .metadataKey(let key): if !cell.isEmpty { metadata[key] = .string(cell) }
+            }
+        }
+        if !metadata.isEmpty { object["metadata"] = .object(metadata) }
+        return try draft(from: .object(object), location: location)
+    }
+
     private static func sniffFormat(_ data: Data) -> DatasetFileFormat {
         let first = data.first { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
         return first == UInt8(ascii: "[") ? .json : .jsonl
     }
 
-    private static func draft(from value: JSONValue, location: String) throws -> ItemDraft {
+    static func draft(from value: JSONValue, location: String) throws -> ItemDraft {
         guard case .object(let members) = value else {
             throw XeroMLError(.importFailed, "\(location): expected an object with an \"input\" field")
         }

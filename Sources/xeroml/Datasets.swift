@@ -9,20 +9,20 @@ struct Datasets: AsyncParsableCommand {
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import a JSONL or JSON file into a dataset (created when missing).",
+            abstract: "Import a JSONL, JSON or CSV file into a dataset (created when missing).",
             discussion: """
                 Each item is an object: {"id": "q1", "input": …, "expected_output": …, "metadata": {…}}.
                 Only "input" is required. Items whose "id" already exists are updated when they differ.
                 The file is read and written in one transaction: a bad line anywhere changes nothing.
                 """)
         @OptionGroup var store: StoreOptions
-        @Argument(help: "The file to import (.jsonl, .ndjson or .json).") var file: String
+        @Argument(help: "The file to import (.jsonl, .ndjson, .json or .csv).") var file: String
         @Option(help: "The dataset name (default: the file name without extension).") var name: String?
-        @Option(help: "jsonl or json (default: from the extension).") var format: String?
+        @Option(help: "jsonl, json or csv (default: from the extension).") var format: String?
 
         func validate() throws {
             if let format, DatasetFileFormat(rawValue: format) == nil {
-                throw ValidationError("--format must be jsonl or json")
+                throw ValidationError("--format must be jsonl, json or csv")
             }
         }
 

@@ -113,3 +113,53 @@ import Testing
         #expect(try await xeroml.dataset(named: "big").items.count == 3_500)
     }
 }
+
+@Suite struct CSVImportTests {
+    @Test func importsQuotedFieldsJSONCellsAndMetadataColumns() async throws {
+        let xeroml = try temporaryClient()
+        let path = writeFile("qa.csv", "\u{FEFF}id,input,expected_output,metadata.topic,metadata\r\n"
+            + "q1,\"What is 2+2?\",4,math,\r\n"
+            + "q2,\"Say \"\"hi\"\", then\nstop\",\"{\"\"greeting\"\": \"\"hi\"\"}\",,\"{\"\"level\"\": 2}\"\r\n"
+            + "\n"
+            + "q3,\"[1, 2]\",,geo,\n")
+        let report = try await xeroml.importDataset(name: "csv", from: path)
+        #expect(report.created == 3)
+        let items = try await xeroml.dataset(named: "csv").items
+        let byID = Dictionary(uniqueKeysWithValues: items.map { ($0.externalID!, $0) })
+        #expect(byID["q1"]?.input == "What is 2+2?")
+        #expect(byID["q1"]?.expectedOutput == "4")
+        #expect(byID["q1"]?.metadata == ["topic": "math"])
+        #expect(byID["q2"]?.input == "Say \"hi\", then\nstop")
+        #expect(byID["q2"]?.expectedOutput == ["greeting": "hi"])
+        #expect(byID["q2"]?.metadata == ["level": 2])
+        #expect(byID["q3"]?.input == [1, 2])
+        #expect(byID["q3"]?.expectedOutput == nil)
+        #expect(byID["q3"]?.metadata == ["topic": "geo"])
+    }
+
+    @Test(arguments: [
+        ("question,answer\nhi,hello\n", "bad.csv:1: unknown column \"question\""),
+        ("id,expected_output\n1,x\n", "bad.csv:1: no \"input\" column"),
+        ("input,input\nx,y\n", "bad.csv:1: column \"input\" appears twice"),
+        ("input,id\nx,1\ny\n", "bad.csv:3: 1 fields, but the header has 2"),
+        ("input\n\"open\n", "bad.csv:2: a quoted field is not closed"),
+        ("input\nab\"c\n", "bad.csv:2: a quote inside an unquoted field"),
+        ("input,metadata\nx,[1]\n", "bad.csv:2: \"metadata\" must be a JSON object"),
+        ("input,id\nx,a\ny,a\n", "bad.csv:3: duplicate id \"a\" (first at bad.csv:2)"),
+        ("input\n{oops\n", "bad.csv:2: column \"input\" looks like JSON but is not"),
+        ("input\n", "the file has no items"),
+    ])
+    func malformedCSVNamesTheLineAndWritesNothing(text: String, expected: String) async throws {
+        let xeroml = try temporaryClient()
+        let dir = temporaryDirectory()
+        let path = writeFile("bad.csv", text, in: dir)
+        do {
+            try await xeroml.importDataset(name: "csv", from: path)
+            Issue.record("\(text) should fail")
+        } catch let error as XeroMLError {
+            #expect(error.code == .importFailed)
+            #expect(error.message.replacingOccurrences(of: dir.path + "/", with: "").contains(expected), "\(error.message)")
+        }
+        #expect(try await xeroml.datasets().isEmpty)
+    }
+}
