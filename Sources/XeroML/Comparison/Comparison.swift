@@ -239,7 +239,7 @@ extension XeroML {
     public func compare(baseline: String, candidates: [String], datasetName: String? = nil,
                         options: ComparisonOptions = ComparisonOptions()) async throws -> RunComparison {
         guard !candidates.isEmpty else { throw XeroMLError(.invalidArgument, "compare needs at least one candidate run") }
-        return try await store.read { db in
+        let runs = try await store.read { db in
             var runs: [ExperimentRun] = []
             for reference in [baseline] + candidates {
                 guard let run = try Self.findRun(db, reference: reference, datasetName: datasetName) else {
@@ -254,9 +254,20 @@ extension XeroML {
             guard Set(runs.map(\.id)).count == runs.count else {
                 throw XeroMLError(.invalidArgument, "a run is named twice in the comparison")
             }
-            let loaded = try runs.map { try Self.loadOutcomes(db, runID: $0.id) }
-            return Self.compare(runs: runs, loaded: loaded, options: options)
+            return runs
         }
+        // Each run is read on a read connection of its own, concurrently; the comparison itself is
+        // computed on the calling task.
+        let loaded = try await withThrowingTaskGroup(of: (Int, RunColumns).self) { group in
+            for (index, run) in runs.enumerated() {
+                let runID = run.id
+                group.addTask { (index, try await self.store.read { db in try Self.loadOutcomes(db, runID: runID) }) }
+            }
+            var loaded = [RunColumns?](repeating: nil, count: runs.count)
+            for try await (index, columns) in group { loaded[index] = columns }
+            return loaded.map { $0! }
+        }
+        return Self.compare(runs: runs, loaded: loaded, options: options)
     }
 
     /// Reads every item outcome of a run with two scans: run items in dataset-item order (through the
