@@ -14,7 +14,8 @@ public struct ExperimentOptions: Sendable {
     /// Runs per item. Each (item, repetition) pair gets exactly one result.
     public var repetitions: Int
     /// Continue the run of the same name instead of failing because it exists: only (item, repetition)
-    /// pairs without a committed result run.
+    /// pairs without a committed result run. Several processes may resume one run at once: a pair
+    /// both of them ran keeps the result committed first, and the other is dropped.
     public var resume: Bool
     /// With ``resume``: also run again the pairs whose committed result is an error (the old result is
     /// replaced). This is the one way a finished run changes; resuming a finished run without it does
@@ -503,7 +504,9 @@ struct Runner: Sendable {
             $0.completed += 1
             if pending.failure != nil { $0.failed += 1 }
         }
-        await store.enqueue(pending.batch)
+        var batch = pending.batch
+        batch.yieldsToCommittedResult = options.resume
+        await store.enqueue(batch)
     }
 
     /// Runs one pair with timeout, limiter and retries. Throws only `CancellationError`.

@@ -75,6 +75,10 @@ struct WriteBatch: Sendable {
     var observations: [ObservationRow] = []
     var runItems: [RunItemRow] = []
     var scores: [ScoreRow] = []
+    /// A resumed run may meet another process resuming it at the same time: when its (item,
+    /// repetition) already has a committed result, the batch is dropped whole (that result stands)
+    /// instead of being reported as a failure.
+    var yieldsToCommittedResult = false
     var rowCount: Int { traces.count + observations.count + runItems.count + scores.count }
 }
 
@@ -259,6 +263,10 @@ final class Store: Sendable {
                     committed += 1
                 } catch let error as SQLiteError where error.extendedCode == 2067 && error.message.contains("run_items") {
                     // SQLITE_CONSTRAINT_UNIQUE on run_items_one_result.
+                    if batch.yieldsToCommittedResult {
+                        logger.debug("xeroml: another writer committed this result first; keeping theirs")
+                        continue
+                    }
                     let item = batch.runItems.first
                     failures.append("run \(item?.runID ?? "?") already has a result for dataset item "
                                     + "\(item?.datasetItemID ?? "?") repetition \(item?.repetition ?? 0)")

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import XeroML
+import XeroMLSQLite
 
 /// Makes a dataset of `count` items with input i and expected output 2·i.
 func makeNumbersDataset(_ xeroml: XeroML, name: String = "numbers", count: Int) async throws {
@@ -405,5 +406,51 @@ final class ConcurrencyProbe: Sendable {
         let value = await observe("library-code") { _ in 7 }
         #expect(value == 7)
         #expect(XeroML.activeClient == nil)
+    }
+}
+
+@Suite(.timeLimit(.minutes(3))) struct ConcurrentResumeTests {
+    @Test func twoClientsResumingOneRunTogetherLeaveExactlyOneResultPerPair() async throws {
+        let path = temporaryDirectory().appendingPathComponent("shared-resume.sqlite").path
+        let first = try XeroML(path: path)
+        try await makeNumbersDataset(first, count: 60)
+        // Start the run and stop it early, so there is something to resume.
+        let started = Mutex(0)
+        let task = Task {
+            try await first.runExperiment(name: "shared", datasetName: "numbers", options: ExperimentOptions(maxConcurrency: 2)) { run in
+                started.withLock { $0 += 1 }
+                try await Task.sleep(for: .milliseconds(20))
+                run.setOutput(run.input)
+            }
+        }
+        while started.withLock({ $0 }) < 6 { try await Task.sleep(for: .milliseconds(5)) }
+        task.cancel()
+        _ = try? await task.value
+        // Two clients (separate connections, like two processes) resume it at the same time.
+        let second = try XeroML(path: path)
+        let options = ExperimentOptions(maxConcurrency: 4, resume: true)
+        async let a = first.runExperiment(name: "shared", datasetName: "numbers", options: options) { run in
+            try await Task.sleep(for: .milliseconds(2))
+            run.setOutput(run.input)
+        }
+        async let b = second.runExperiment(name: "shared", datasetName: "numbers", options: options) { run in
+            try await Task.sleep(for: .milliseconds(2))
+            run.setOutput(run.input)
+        }
+        let (ra, rb) = try await (a, b)
+        #expect(ra.run.id == rb.run.id)
+        let results = try await first.results(runID: ra.run.id)
+        #expect(results.count == 60)
+        #expect(Set(results.map { $0.datasetItemID! }).count == 60)
+        #expect(results.allSatisfy { $0.output == $0.input })
+        let status = try #require(try await first.findRun("shared", datasetName: "numbers")).status
+        #expect(status == .finished)
+        // No orphans: every trace of the run belongs to a result.
+        let db = try XeroMLSQLite.Connection(path: path, mode: .readOnly)
+        let orphanTraces = try db.queryFirst("""
+            SELECT count(*) FROM traces t WHERE t.run_id = ? AND t.kind = 'item'
+                AND NOT EXISTS (SELECT 1 FROM run_items r WHERE r.trace_id = t.id)
+            """, [.text(ra.run.id)]) { $0.int(0) }
+        #expect(orphanTraces == 0)
     }
 }
