@@ -24,6 +24,7 @@ import Synchronization
 /// ## Topics
 /// ### Opening a store
 /// - ``init(path:logger:)``
+/// - ``open(path:logger:)``
 /// - ``shared()``
 /// - ``environmentVariable``
 /// - ``current``
@@ -87,6 +88,17 @@ public final class XeroML: Sendable {
         self.path = path
         self.logger = logger ?? Logger(label: "xeroml", factory: { _ in SwiftLogNoOpLogHandler() })
         self.store = try Store(path: path, logger: self.logger)
+    }
+
+    /// Opens the store at `path` like ``init(path:logger:)``, without blocking the calling task's
+    /// thread: opening, checking and migrating the file run on a thread of their own. Prefer it in
+    /// async code, where the initializer would hold a cooperative thread while SQLite waits on a lock.
+    public static func open(path: String, logger: Logger? = nil) async throws -> XeroML {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async {
+                continuation.resume(with: Result { try XeroML(path: path, logger: logger) })
+            }
+        }
     }
 
     /// The path the shared client uses: `$XEROML_DB`, else `xeroml.sqlite`.

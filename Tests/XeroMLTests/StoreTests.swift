@@ -274,3 +274,14 @@ import XeroMLSQLite
         #expect(Set(seen).count == 2_500)
     }
 }
+
+@Suite struct OpenTests {
+    @Test func openingAsynchronouslyGivesTheSameStore() async throws {
+        let path = temporaryDirectory().appendingPathComponent("async-open.sqlite").path
+        let xeroml = try await XeroML.open(path: path)
+        try await xeroml.createDataset(name: "d")
+        let again = try await XeroML.open(path: path)
+        #expect(try await again.datasets().map(\.name) == ["d"])
+        await #expect(throws: XeroMLError.self) { try await XeroML.open(path: "/no/such/dir/x.sqlite") }
+    }
+}
