@@ -80,7 +80,11 @@ struct Quickstart: AsyncParsableCommand {
             print("  url: \(xeroml.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(finished.run.id))")
         }
         print("")
-        print("Stored in \(xeroml.path). Next: `xeroml runs list --db \(xeroml.path)`.")
+        print("Stored in \(xeroml.path). Next:")
+        print("  xeroml runs list --db \(xeroml.path)")
+        print("  xeroml compare lookup-v1 lookup-v2 --dataset \(datasetName) --db \(xeroml.path)")
+        print("  xeroml gate lookup-v2 --min exact_match=0.9 --baseline lookup-v1 --no-significant-regression "
+              + "--dataset \(datasetName) --db \(xeroml.path)")
     }
 
     /// Finds the sample dataset from the working directory, else next to this source tree.
