@@ -51,67 +51,18 @@ extension Duration {
 // MARK: - The CLI
 
 /// The `xeroml` executable built next to the test bundle.
-func xeromlExecutable() -> URL {
-    let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("xeroml")]
-    if let bundle = Bundle.main.executableURL {
-        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("xeroml"))
-    }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
-}
+func xeromlExecutable() -> URL { builtExecutable("xeroml") }
 
-struct CLIResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs the CLI with `arguments` and waits for it. The XEROML_JUDGE_* and OPENAI_API_KEY variables
-/// of the test environment are blanked unless `environment` sets them.
-func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> CLIResult {
-    let process = Process()
-    process.executableURL = xeromlExecutable()
-    process.arguments = arguments
-    process.currentDirectoryURL = FileManager.default.temporaryDirectory
-    var env = ProcessInfo.processInfo.environment
+/// Runs the CLI with `arguments` and waits for it, off the cooperative pool. The XEROML_JUDGE_* and
+/// OPENAI_API_KEY variables of the test environment are blanked unless `environment` sets them.
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
+    var blanked: [String: String] = [:]
     for name in ["XEROML_JUDGE_BASE_URL", "XEROML_JUDGE_MODEL", "XEROML_JUDGE_API_KEY", "OPENAI_API_KEY"] {
-        env[name] = ""
+        blanked[name] = ""
     }
-    env.merge(environment) { _, new in new }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Wait on dispatch threads, reading both pipes at once: never block the cooperative pool.
-    let running = SendableProcess(process: process, out: out, err: err)
-    return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            let group = DispatchGroup()
-            let stderr = SendableBox()
-            DispatchQueue.global().async(group: group) { stderr.data = running.err.fileHandleForReading.readDataToEndOfFile() }
-            let stdout = running.out.fileHandleForReading.readDataToEndOfFile()
-            group.wait()
-            running.process.waitUntilExit()
-            continuation.resume(returning: CLIResult(
-                status: running.process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                stderr: String(decoding: stderr.data, as: UTF8.self)))
-        }
-    }
-}
-
-/// A started process and its pipes, handed to the waiting thread. `@unchecked Sendable`: set up
-/// before `run()` and only read after.
-private struct SendableProcess: @unchecked Sendable {
-    let process: Process
-    let out: Pipe
-    let err: Pipe
-}
-
-/// Standard error's bytes, written by one thread and read by another after `DispatchGroup.wait()`,
-/// which orders the two. `@unchecked Sendable` for that reason.
-private final class SendableBox: @unchecked Sendable {
-    var data = Data()
+    blanked.merge(environment) { _, new in new }
+    return try await RunningProcess(executable: xeromlExecutable(), arguments: arguments, environment: blanked,
+                                    directory: FileManager.default.temporaryDirectory).wait()
 }
 
 #if canImport(Glibc)

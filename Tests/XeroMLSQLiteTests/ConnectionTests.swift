@@ -128,11 +128,7 @@ func temporaryPath(_ name: String = "test.sqlite") -> String {
         let queue = try DatabaseQueue(path: temporaryPath())
         let task = Task {
             try await queue.run(interruptible: true) { db in
-                // Counts for minutes unless interrupted.
-                try db.queryFirst("""
-                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000)
-                    SELECT count(*) FROM n
-                    """) { $0.int(0) }
+                try countToTenBillion(db)
             }
         }
         try await Task.sleep(for: .milliseconds(100))
@@ -153,10 +149,7 @@ func temporaryPath(_ name: String = "test.sqlite") -> String {
         async let busy: Void = queue.run { _ in usleep(300_000) }
         let task = Task {
             try await queue.run(interruptible: true) { db in
-                try db.queryFirst("""
-                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000)
-                    SELECT count(*) FROM n
-                    """) { $0.int(0) }
+                try countToTenBillion(db)
             }
         }
         try await Task.sleep(for: .milliseconds(50))
@@ -171,4 +164,12 @@ func temporaryPath(_ name: String = "test.sqlite") -> String {
         #expect(ContinuousClock.now - start < .seconds(3))
         try await busy
     }
+}
+
+/// A query that counts for minutes unless it is stopped.
+func countToTenBillion(_ db: Connection) throws -> Int? {
+    try db.queryFirst("""
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000)
+        SELECT count(*) FROM n
+        """) { $0.int(0) }
 }
