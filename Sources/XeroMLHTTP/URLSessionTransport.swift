@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 public import FoundationNetworking
 #endif
@@ -20,7 +21,7 @@ public import FoundationNetworking
 /// - Cancelling the calling task cancels the request.
 ///
 /// ## Topics
-/// - ``init(timeout:maxResponseBytes:configuration:)``
+/// - ``init(timeout:maxResponseBytes:maxConnectionsPerHost:configuration:)``
 /// - ``timeout``
 /// - ``maxResponseBytes``
 public final class URLSessionTransport: HTTPTransport {
@@ -35,8 +36,13 @@ public final class URLSessionTransport: HTTPTransport {
     /// - Parameters:
     ///   - timeout: the deadline of a request that sets none (default 60 s).
     ///   - maxResponseBytes: the largest body accepted (default 8 MiB).
-    ///   - configuration: the session configuration (default: ephemeral, no cookies, no cache).
-    public init(timeout: Duration = .seconds(60), maxResponseBytes: Int = 8 << 20,
+    ///   - maxConnectionsPerHost: how many connections to one host may be open at once (default
+    ///     1024). URLSession's own default is 6, which would hold a run with a higher concurrency to
+    ///     6 requests in flight and count the queueing against the deadline; XeroML bounds requests
+    ///     in flight itself (the runner's `maxConcurrency`), so the transport does not queue.
+    ///   - configuration: the session configuration (default: ephemeral, no cookies, no cache, and
+    ///     `maxConnectionsPerHost`). A configuration given here is used as it is.
+    public init(timeout: Duration = .seconds(60), maxResponseBytes: Int = 8 << 20, maxConnectionsPerHost: Int = 1024,
                 configuration: URLSessionConfiguration? = nil) {
         self.timeout = timeout
         self.maxResponseBytes = max(0, maxResponseBytes)
@@ -46,6 +52,7 @@ public final class URLSessionTransport: HTTPTransport {
             c.httpShouldSetCookies = false
             c.urlCache = nil
             c.requestCachePolicy = .reloadIgnoringLocalCacheData
+            c.httpMaximumConnectionsPerHost = max(1, maxConnectionsPerHost)
             return c
         }()
         session = URLSession(configuration: configuration)
@@ -56,47 +63,111 @@ public final class URLSessionTransport: HTTPTransport {
     }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try Task.checkCancellation()
         let deadline = request.timeout ?? timeout
-        let session = self.session
-        let limit = maxResponseBytes
-        let url = request.url
-        return try await withThrowingTaskGroup(of: HTTPResponse?.self) { group in
-            group.addTask {
-                var urlRequest = URLRequest(url: request.url)
-                urlRequest.httpMethod = request.method
-                urlRequest.httpBody = request.body
-                // URLSession's own timeout is an idle timeout; this task group enforces the deadline.
-                urlRequest.timeoutInterval = max(1, deadline.seconds)
-                for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
-                let data: Data, response: URLResponse
-                do {
-                    (data, response) = try await session.data(for: urlRequest)
-                } catch {
-                    throw Self.translate(error, url: url, deadline: deadline)
-                }
-                guard let http = response as? HTTPURLResponse else {
-                    throw HTTPError(.invalidResponse, "\(url.absoluteString) did not answer with HTTP")
-                }
-                if data.count > limit || http.expectedContentLength > Int64(limit) {
-                    throw HTTPError(.responseTooLarge,
-                                    "the response of \(url.absoluteString) is larger than the limit of \(limit) bytes")
-                }
-                var headers: [String: String] = [:]
-                for (name, value) in http.allHeaderFields {
-                    if let name = name as? String, let value = value as? String { headers[name] = value }
-                }
-                return HTTPResponse(statusCode: http.statusCode, headers: headers, body: data)
+        var urlRequest = URLRequest(url: request.url)
+        urlRequest.httpMethod = request.method
+        urlRequest.httpBody = request.body
+        // URLSession's own timeout is an idle timeout (a server trickling a byte at a time never
+        // trips it); the exchange below enforces the deadline on its own timer.
+        urlRequest.timeoutInterval = max(1, deadline.seconds)
+        for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
+
+        let exchange = Exchange(url: request.url, deadline: deadline, limit: maxResponseBytes)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                exchange.start(continuation: continuation, session: session, request: urlRequest)
             }
-            group.addTask {
-                try await Task.sleep(for: deadline)
+        } onCancel: {
+            // The cancellation handler runs with the task's status lock held; stopping a URLSession
+            // task from here can deadlock inside FoundationNetworking on Linux, so the exchange is
+            // ended from another thread.
+            Self.callbacks.async { exchange.finish(.failure(CancellationError())) }
+        }
+    }
+
+    /// Where deadlines fire and cancelled exchanges are ended: never on a thread that holds a Swift
+    /// task's lock, never on the cooperative pool.
+    static let callbacks = DispatchQueue(label: "xeroml.http.callbacks", attributes: .concurrent)
+
+    /// One request in flight: its continuation is resumed exactly once, by whichever comes first of
+    /// the response, the deadline and the caller's cancellation. The `URLSessionTask` is cancelled
+    /// after the continuation is resumed, from a dispatch queue, so a transfer that never ends (a
+    /// server that stops answering mid-body) cannot hold the caller.
+    ///
+    /// `@unchecked Sendable`: its mutable state lives in a `Mutex`.
+    final class Exchange: @unchecked Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<HTTPResponse, any Error>?
+            var task: URLSessionDataTask?
+            var outcome: Result<HTTPResponse, any Error>?
+        }
+        private let state = Mutex(State())
+        let url: URL
+        let deadline: Duration
+        let limit: Int
+
+        init(url: URL, deadline: Duration, limit: Int) {
+            self.url = url
+            self.deadline = deadline
+            self.limit = limit
+        }
+
+        func start(continuation: CheckedContinuation<HTTPResponse, any Error>, session: URLSession, request: URLRequest) {
+            let task = session.dataTask(with: request) { [self] data, response, error in
+                finish(outcome(data: data, response: response, error: error))
+            }
+            let earlyOutcome: Result<HTTPResponse, any Error>? = state.withLock { s in
+                if let outcome = s.outcome { return outcome }  // cancelled before it started
+                s.continuation = continuation
+                s.task = task
                 return nil
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw CancellationError() }
-            guard let response = first else {
-                throw HTTPError(.timeout, "\(url.absoluteString) did not answer within \(deadline)")
+            if let earlyOutcome {
+                continuation.resume(with: earlyOutcome)
+                return
             }
-            return response
+            let deadline = self.deadline
+            let url = self.url
+            // Weak: an exchange that ended early is freed at once, not at its deadline.
+            URLSessionTransport.callbacks.asyncAfter(deadline: .now() + deadline.seconds) { [weak self] in
+                self?.finish(.failure(HTTPError(.timeout, "\(url.absoluteString) did not answer within \(deadline)")))
+            }
+            task.resume()
+        }
+
+        /// Ends the exchange with `outcome` unless it has ended already.
+        func finish(_ outcome: Result<HTTPResponse, any Error>) {
+            let (continuation, task) = state.withLock { s in
+                guard s.outcome == nil else {
+                    return (CheckedContinuation<HTTPResponse, any Error>?.none, URLSessionDataTask?.none)
+                }
+                s.outcome = outcome
+                defer { s.continuation = nil; s.task = nil }
+                return (s.continuation, s.task)
+            }
+            guard let continuation else { return }
+            continuation.resume(with: outcome)
+            if case .failure = outcome, let task {
+                URLSessionTransport.callbacks.async { task.cancel() }
+            }
+        }
+
+        private func outcome(data: Data?, response: URLResponse?, error: (any Error)?) -> Result<HTTPResponse, any Error> {
+            if let error { return .failure(URLSessionTransport.translate(error, url: url, deadline: deadline)) }
+            guard let http = response as? HTTPURLResponse else {
+                return .failure(HTTPError(.invalidResponse, "\(url.absoluteString) did not answer with HTTP"))
+            }
+            let data = data ?? Data()
+            if data.count > limit || http.expectedContentLength > Int64(limit) {
+                return .failure(HTTPError(.responseTooLarge,
+                                          "the response of \(url.absoluteString) is larger than the limit of \(limit) bytes"))
+            }
+            var headers: [String: String] = [:]
+            for (name, value) in http.allHeaderFields {
+                if let name = name as? String, let value = value as? String { headers[name] = value }
+            }
+            return .success(HTTPResponse(statusCode: http.statusCode, headers: headers, body: data))
         }
     }
 

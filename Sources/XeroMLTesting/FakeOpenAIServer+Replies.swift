@@ -16,7 +16,24 @@ public import XeroML
 /// - ``rateLimited(retryAfter:)``
 /// - ``delayed(by:)``
 /// - ``header(_:_:)``
+/// - ``misbehaving(_:)``
+/// - ``Misbehavior``
 public struct FakeReply: Sendable, Hashable {
+    /// Ways a server fails to answer properly, for tests of clients' deadlines and error handling.
+    public enum Misbehavior: Sendable, Hashable {
+        /// Reads the request and never sends a byte, holding the connection open until the server stops.
+        case neverAnswer
+        /// Sends the status line and headers (with the full `Content-Length`), then nothing more.
+        case stallAfterHeaders
+        /// Sends the whole response one byte at a time, one byte per `interval`.
+        case trickle(interval: Duration)
+        /// Sends the headers and half the body, then closes the connection.
+        case closeMidBody
+        /// Resets the connection (TCP RST) as soon as the request has been read.
+        case reset
+    }
+
+
     /// The HTTP status.
     public var status: Int
     /// Header fields; `Content-Type: application/json` is added unless given.
@@ -25,6 +42,8 @@ public struct FakeReply: Sendable, Hashable {
     public var body: Data
     /// How long the server waits before answering.
     public var delay: Duration
+    /// How the server fails to answer, or `nil` to answer properly.
+    public var misbehavior: Misbehavior?
 
     public init(status: Int = 200, headers: [String: String] = [:], body: Data = Data(), delay: Duration = .zero) {
         self.status = status
@@ -81,6 +100,13 @@ public struct FakeReply: Sendable, Hashable {
     public func delayed(by delay: Duration) -> FakeReply {
         var copy = self
         copy.delay = delay
+        return copy
+    }
+
+    /// This reply, sent the broken way `misbehavior` says (after ``delay``).
+    public func misbehaving(_ misbehavior: Misbehavior) -> FakeReply {
+        var copy = self
+        copy.misbehavior = misbehavior
         return copy
     }
 

@@ -43,6 +43,8 @@ public import XeroMLJudge
 /// ### Inspecting requests
 /// - ``requests``
 /// - ``requestCount``
+/// - ``peakConcurrency``
+/// - ``resetPeakConcurrency()``
 /// - ``FakeRequest``
 public final class FakeOpenAIServer: Sendable {
     /// Answers requests when the queue is empty.
@@ -95,6 +97,13 @@ public final class FakeOpenAIServer: Sendable {
     /// How many requests were received.
     public var requestCount: Int { core.state.withLock { $0.requests.count } }
 
+    /// The most requests that were being answered at the same moment (read but not yet answered)
+    /// since the server started or ``resetPeakConcurrency()`` was called.
+    public var peakConcurrency: Int { core.state.withLock { $0.peakInFlight } }
+
+    /// Starts counting ``peakConcurrency`` afresh.
+    public func resetPeakConcurrency() { core.state.withLock { $0.peakInFlight = $0.inFlight } }
+
     /// Stops accepting connections and waits for the accept loop to end. Idempotent.
     public func stop() { core.stop() }
 }
@@ -109,6 +118,8 @@ private final class FakeServerCore: Sendable {
         var requests: [FakeRequest] = []
         var stopped = false
         var acceptLoopDone = false
+        var inFlight = 0
+        var peakInFlight = 0
     }
     let state: Mutex<State>
 
@@ -188,19 +199,50 @@ private final class FakeServerCore: Sendable {
     private func serve(_ connection: Int32) {
         defer { close(connection) }
         guard let request = readRequest(connection) else { return }
-        let reply: FakeReply = state.withLock { s in
+        let queued: FakeReply? = state.withLock { s in
             s.requests.append(request)
+            s.inFlight += 1
+            s.peakInFlight = max(s.peakInFlight, s.inFlight)
             if !s.queue.isEmpty { return s.queue.removeFirst() }
             return nil
-        } ?? state.withLock({ $0.handler })?(request)
+        }
+        defer { state.withLock { $0.inFlight -= 1 } }
+        let reply = queued ?? state.withLock({ $0.handler })?(request)
             ?? .status(400, body: #"{"error": {"message": "FakeOpenAIServer: no reply scripted for \#(request.method) \#(request.path)"}}"#)
         if reply.delay > .zero {
-            let clock = ContinuousClock()
-            let end = clock.now + reply.delay
-            while clock.now < end, !isStopped { usleep(2_000) }
-            if isStopped { return }
+            guard pause(reply.delay) else { return }
         }
-        write(reply, to: connection)
+        guard let misbehavior = reply.misbehavior else {
+            write(reply, to: connection)
+            return
+        }
+        let bytes = encode(reply)
+        switch misbehavior {
+        case .neverAnswer:
+            while !isStopped { usleep(5_000) }
+        case .stallAfterHeaders:
+            send(Array(bytes[..<(bytes.count - reply.body.count)]), to: connection)
+            while !isStopped { usleep(5_000) }
+        case .trickle(let interval):
+            for byte in bytes {
+                send([byte], to: connection)
+                guard pause(interval) else { return }
+            }
+        case .closeMidBody:
+            send(Array(bytes[..<(bytes.count - reply.body.count / 2 - 1)]), to: connection)
+        case .reset:
+            // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            var linger = SocketLinger(l_onoff: 1, l_linger: 0)
+            setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<SocketLinger>.size))
+        }
+    }
+
+    /// Sleeps `duration` in small steps; `false` when the server stopped meanwhile.
+    private func pause(_ duration: Duration) -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now + duration
+        while clock.now < end, !isStopped { usleep(1_000) }
+        return !isStopped
     }
 
     private func readRequest(_ connection: Int32) -> FakeRequest? {
@@ -249,6 +291,10 @@ private final class FakeServerCore: Sendable {
     }
 
     private func write(_ reply: FakeReply, to connection: Int32) {
+        send(encode(reply), to: connection)
+    }
+
+    private func encode(_ reply: FakeReply) -> [UInt8] {
         var headers = reply.headers
         if !headers.keys.contains(where: { $0.lowercased() == "content-type" }) {
             headers["Content-Type"] = "application/json"
@@ -256,7 +302,7 @@ private final class FakeServerCore: Sendable {
         var head = "HTTP/1.1 \(reply.status) \(Self.reason(reply.status))\r\n"
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
         head += "Content-Length: \(reply.body.count)\r\nConnection: close\r\n\r\n"
-        send(Array(head.utf8) + Array(reply.body), to: connection)
+        return Array(head.utf8) + Array(reply.body)
     }
 
     private func send(_ bytes: [UInt8], to connection: Int32) {
@@ -309,6 +355,12 @@ private final class FakeServerCore: Sendable {
         }
     }
 }
+
+#if canImport(Glibc)
+private typealias SocketLinger = Glibc.linger
+#else
+private typealias SocketLinger = Darwin.linger
+#endif
 
 /// `send(2)` without SIGPIPE when the client has gone away.
 private func sendBytes(_ socket: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
