@@ -239,6 +239,14 @@ public struct ExperimentRun: Sendable, Hashable, Identifiable {
     public var itemCount: Int
     /// The number of item results that recorded an error.
     public var errorCount: Int
+    /// The process that created or last resumed the run, when recorded.
+    public var owner: RunOwner? = nil
+    /// How the run was made (its evaluators, and the changes of resumes that were allowed to differ),
+    /// when recorded.
+    public var configuration: JSONValue? = nil
+    /// The status as stored; ``status`` differs from it when the run's process is gone
+    /// (stored `running`, shown ``RunStatus/interrupted``).
+    public var storedStatus: RunStatus? = nil
 }
 
 /// The recorded result of one item of an experiment run.

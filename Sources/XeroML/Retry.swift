@@ -178,6 +178,11 @@ public final class AdaptiveLimiter: Sendable {
     public var currentLimit: Int { state.withLock { Int($0.limit) } }
     /// Permits held now.
     public var inUse: Int { state.withLock { $0.inUse } }
+    /// How long new work stays paused because a server asked to wait (`Retry-After`), or `nil`.
+    public var pauseRemaining: Duration? {
+        let now = clock.now
+        return state.withLock { s in s.pausedUntil.flatMap { $0 > now ? $0 - now : nil } }
+    }
 
     /// Waits for a permit. Throws `CancellationError` when the task is cancelled while waiting.
     public func acquire() async throws {

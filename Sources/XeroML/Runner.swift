@@ -30,6 +30,11 @@ public struct ExperimentOptions: Sendable {
     public var pageSize: Int
     /// Seed of the retry jitter, for reproducible waits; `nil` draws from the system.
     public var seed: UInt64?
+    /// With ``resume``: resume even when the metadata or the evaluators differ from those the run was
+    /// made with. Without it such a resume is refused with an error naming each difference, so that
+    /// half a run cannot silently answer another question than the other half. When allowed, the run
+    /// records the changes (its ``ExperimentRun/configuration`` key `resumed_with_changes`).
+    public var allowConfigurationChange = false
 
     public init(maxConcurrency: Int = 8, timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(),
                 repetitions: Int = 1, resume: Bool = false, retryErrors: Bool = false, limiter: AdaptiveLimiter? = nil,
@@ -79,6 +84,10 @@ public struct ExperimentProgress: Sendable, Hashable {
     /// Tasks running now.
     public var inFlight: Int
     public var elapsed: Duration
+    /// How long new work stays paused because a server asked to wait (`Retry-After`), or `nil`.
+    public var pausedFor: Duration? = nil
+    /// Why the run stopped starting new items: results could not be stored. `nil` while all is well.
+    public var writeFailure: String? = nil
 
     /// Completed pairs per second.
     public var itemsPerSecond: Double { elapsed > .zero ? Double(completed) / elapsed.seconds : 0 }
@@ -149,7 +158,8 @@ extension XeroML {
         defer { options.progress?.finish() }
         try options.validate()
         let experiment = try await openExperiment(name: name, datasetName: datasetName, description: description,
-                                                  metadata: metadata, evaluators: evaluators, options: options)
+                                                  metadata: metadata, evaluators: evaluators,
+                                                  runEvaluators: runEvaluators, options: options)
         guard let experiment else {
             // Resuming a finished run without retryErrors: it is complete, and finished runs do not change.
             let report = try await store.read { db -> ExperimentReport? in
@@ -179,8 +189,8 @@ extension XeroML {
         defer { options.progress?.finish() }
         try options.validate()
         guard !options.resume else { throw XeroMLError(.invalidArgument, "runs over local items cannot be resumed") }
-        let experiment = try await createExperiment(name: name, description: description, metadata: metadata,
-                                                    evaluators: evaluators)
+        let experiment = try await createExperiment(name: name, datasetName: nil, description: description,
+                                                    metadata: metadata, evaluators: evaluators, runEvaluators: runEvaluators)
         return try await Runner(experiment: experiment, options: options, task: task, runEvaluators: runEvaluators)
             .run(source: .local(items))
     }
@@ -188,7 +198,8 @@ extension XeroML {
     /// Creates the run, or with `resume` reopens the existing one. Returns `nil` for a finished run
     /// resumed without `retryErrors`: there is nothing to do.
     func openExperiment(name: String, datasetName: String, description: String?, metadata: JSONValue?,
-                        evaluators: [any Evaluator], options: ExperimentOptions) async throws -> Experiment? {
+                        evaluators: [any Evaluator], runEvaluators: [any RunEvaluator],
+                        options: ExperimentOptions) async throws -> Experiment? {
         if options.resume, let existing = try await store.read({ db -> ExperimentRun? in
             guard let dataset = try Self.datasetRow(db, name: datasetName) else {
                 throw XeroMLError.notFound("dataset \"\(datasetName)\"")
@@ -201,7 +212,26 @@ extension XeroML {
             if existing.status == .finished && !options.retryErrors { return nil }
             let runID = existing.id
             let retryErrors = options.retryErrors
+            let now = RunConfiguration(metadata: metadata, evaluators: evaluators.map(\.configurationFingerprint),
+                                       runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" })
+            let changes = now.differences(fromMetadata: existing.metadata, configuration: existing.configuration)
+            if !changes.isEmpty && !options.allowConfigurationChange {
+                throw XeroMLError(.invalidArgument, """
+                    run "\(existing.name)" was made differently; resuming it would mix two experiments: \
+                    \(changes.joined(separator: "; ")). Start a new run, or resume with the changes on purpose \
+                    (allowConfigurationChange, or --allow-changes in the CLI)
+                    """)
+            }
+            var configuration = existing.configuration?.objectValue ?? now.json.objectValue ?? [:]
+            if !changes.isEmpty {
+                var resumes = configuration["resumed_with_changes"]?.arrayValue ?? []
+                resumes.append(.object(["at_us": .int(nowMicroseconds()), "changes": .array(changes.map(JSONValue.string))]))
+                configuration["resumed_with_changes"] = .array(resumes)
+            }
+            let recorded = JSONValue.object(configuration)
             try await store.write { db in
+                try db.run("UPDATE experiment_runs SET configuration = ? WHERE id = ?", [.text(recorded.jsonString), .text(runID)])
+                try Self.claimRun(db, runID: runID)
                 if retryErrors {
                     // Drop errored results so they run again; their traces go with them.
                     let traces = try db.query(
@@ -252,16 +282,37 @@ struct Runner: Sendable {
             let (all, done) = try await countPairs()
             (total, skipped) = (all - done, done)
         }
+        let limiter = options.limiter
+        let store = self.store
         let snapshot = { @Sendable () -> ExperimentProgress in
             let v = counters.values.withLock { $0 }
             return ExperimentProgress(runID: experiment.id, total: total, completed: v.completed, failed: v.failed,
                                       retries: v.retries, skipped: skipped, inFlight: v.inFlight,
-                                      elapsed: clock.now - start)
+                                      elapsed: clock.now - start, pausedFor: limiter?.pauseRemaining,
+                                      writeFailure: store.writeFailure?.message)
         }
         options.progress?.yield(snapshot())
+        // Once a second: a progress event even when no item ends (a long Retry-After pause shows), and
+        // every few seconds the run's heartbeat, so readers elsewhere know its process is alive.
+        let progress = options.progress
+        let client = experiment.client
+        let runID = experiment.id
+        let ticker = Task {
+            var sinceHeartbeat = Duration.zero
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
+                progress?.yield(snapshot())
+                sinceHeartbeat += .seconds(1)
+                if sinceHeartbeat >= RunOwner.heartbeatInterval, store.writeFailure == nil {
+                    sinceHeartbeat = .zero
+                    try? await client.heartbeat(runID: runID)
+                }
+            }
+        }
+        defer { ticker.cancel() }
         do {
             let work = WorkSequence(runner: self, source: source)
-            let progress = options.progress
             try await schedule(work, counters: counters, onItemDone: { progress?.yield(snapshot()) })
             try await experiment.client.flush()
             try await runRunEvaluators()
@@ -270,17 +321,27 @@ struct Runner: Sendable {
         } catch {
             // Cancelled or failed, at any point before the run finished: keep what was committed, mark
             // the run, and report.
+            ticker.cancel()
             let status: RunStatus = error is CancellationError || Task.isCancelled ? .interrupted : .failed
             try? await experiment.client.flush()
             try? await experiment.mark(status)
+            options.progress?.yield(snapshot())
             options.progress?.finish()
             if status == .interrupted { throw CancellationError() }
+            if let storage = error as? XeroMLError, storage.code == .writeFailed || storage.code == .locked {
+                // Say what is safe: how many results of this run are in the file.
+                let stored = try? await store.read { db in
+                    try db.queryFirst("SELECT count(*) FROM run_items WHERE run_id = ?", [.text(runID)]) { $0.int(0) }
+                } ?? nil
+                let kept = stored.map { "; \($0) result\($0 == 1 ? " is" : "s are") stored in \(store.path)" } ?? ""
+                throw XeroMLError(storage.code, "run \"\(experiment.name)\" stopped: \(storage.message)\(kept); "
+                                  + "resume it once the file is writable", underlying: storage.underlying)
+            }
             throw error
         }
         let final = snapshot()
         options.progress?.yield(final)
         options.progress?.finish()
-        let runID = experiment.id
         let (run, summary) = try await experiment.client.store.read { db in
             (try XeroML.findRun(db, reference: runID, datasetName: nil)!, try RunSummary(db, runID: runID))
         }
@@ -461,6 +522,9 @@ struct Runner: Sendable {
             // their evaluators, so a slow judge bounds memory and its own concurrency.
             func fill() async throws {
                 while more && running < options.maxConcurrency && evaluating < options.maxConcurrency {
+                    // Results that cannot be stored are not worth computing: after the first failed
+                    // write, no new item starts; those in flight finish and are tried once more.
+                    if store.writeFailure != nil { more = false; return }
                     guard let next = try await iterator.next() else { more = false; return }
                     running += 1
                     counters.values.withLock { $0.inFlight += 1 }

@@ -12,6 +12,7 @@ enum Schema {
         var migrator = Migrator()
         migrator.register(Migration("0001-core", sql: core))
         migrator.register(Migration("0002-cache", sql: cache))
+        migrator.register(Migration("0003-run-lifecycle", sql: runLifecycle))
         return migrator
     }
 
@@ -151,6 +152,16 @@ enum Schema {
         CREATE INDEX scores_by_run ON scores(run_id, name, value, data_type, run_item_id) WHERE run_item_id IS NOT NULL;
         CREATE INDEX scores_by_run_item ON scores(run_item_id) WHERE run_item_id IS NOT NULL;
         CREATE INDEX scores_by_trace ON scores(trace_id) WHERE trace_id IS NOT NULL;
+        """
+
+    /// Who runs a run (host, process, its start time) and its heartbeat, so a run whose process died
+    /// reads as interrupted; and how the run was made (evaluators), so a resume can refuse changes.
+    static let runLifecycle = """
+        ALTER TABLE experiment_runs ADD COLUMN owner_host TEXT;
+        ALTER TABLE experiment_runs ADD COLUMN owner_pid INTEGER;
+        ALTER TABLE experiment_runs ADD COLUMN owner_process_start INTEGER;
+        ALTER TABLE experiment_runs ADD COLUMN heartbeat_us INTEGER;
+        ALTER TABLE experiment_runs ADD COLUMN configuration TEXT;
         """
 
     /// A key-value cache for evaluators (e.g. judge replies), so re-running does not re-pay a model.

@@ -107,8 +107,15 @@ final class Store: Sendable {
 
     /// How many enqueued batches may wait for the writer before ``enqueue(_:)`` suspends.
     static let maximumPendingBatches = 4096
-    /// How long the writer keeps retrying a transaction another process keeps locked.
-    static let lockWaitLimit: Duration = .seconds(60)
+    /// The default of ``lockTimeout``.
+    static let defaultLockTimeout: Duration = .seconds(30)
+    /// SQLite's own busy timeout on the writer: short, so that the writer's wait loop can stop waiting
+    /// when its caller is cancelled; the total wait is ``lockTimeout``.
+    static let writerBusySliceMilliseconds: Int32 = 100
+
+    /// The longest the writer waits, in total, for another process to release the write lock before
+    /// its write fails: one wait for everything pending, not one per batch.
+    let lockTimeout: Duration
 
     private struct WriterState {
         var pending: [WriteBatch] = []
@@ -117,15 +124,26 @@ final class Store: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
         var committedBatches = 0
         var committedTransactions = 0
+        /// Batches whose write failed for a reason that may pass (a lock, a full disk): kept to be
+        /// tried once more by the next ``flush()``.
+        var retained: [WriteBatch] = []
+        /// The first write failure since the store opened, until a flush stores everything.
+        var firstFailure: XeroMLError?
+        /// Results that could not be stored (after their last try).
+        var lostResults = 0
+        /// Bumped by a cancelled caller: every lock wait in progress gives up.
+        var abortGeneration = 0
     }
 
-    init(path: String, readerCount: Int = 2, logger: Logger) throws {
+    init(path: String, readerCount: Int = 2, lockTimeout: Duration = Store.defaultLockTimeout, logger: Logger) throws {
         self.path = path
         self.logger = logger
+        self.lockTimeout = lockTimeout
         do {
             // The writer commits in the background, below the tasks that produce results: on a busy
             // machine the experiment's tasks keep their cores and batches grow instead.
-            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer", priority: .background)
+            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer",
+                                       busyTimeoutMilliseconds: Self.writerBusySliceMilliseconds, priority: .background)
             try writer.sync { db in
                 let appID = try db.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
                 let tables = try db.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
@@ -135,7 +153,17 @@ final class Store: Sendable {
                 if foreignApplication || (appID == 0 && tables > 0 && !hasMigrations) {
                     throw XeroMLError.notAXeroMLFile(path: path)
                 }
-                try Schema.migrator.migrate(db)
+                // Another process may be setting the file up: wait for its lock like any write.
+                let deadline = ContinuousClock.now + lockTimeout
+                while true {
+                    do {
+                        try Schema.migrator.migrate(db)
+                        break
+                    } catch let error as SQLiteError where (error.code == .busy || error.code == .locked)
+                                && ContinuousClock.now < deadline {
+                        Thread.sleep(forTimeInterval: 0.005)
+                    }
+                }
             }
             readers = try (0..<max(1, readerCount)).map { i in
                 try DatabaseQueue(path: path, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
@@ -167,11 +195,22 @@ final class Store: Sendable {
     // MARK: Writes
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer, after every batch enqueued before.
+    ///
+    /// Waits at most ``lockTimeout`` for another process's write lock; cancelling the calling task
+    /// stops the wait at once (the write then fails).
     func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        let cancelled = CancellationFlag()
         do {
-            return try await writer.run { [self] db in
-                drain(db)
-                return try withLockRetry { try db.transaction(.immediate) { try body(db) } }
+            return try await withTaskCancellationHandler {
+                try await writer.run { [self] db in
+                    drain(db, abort: cancelled)
+                    // After a failed write, nothing waits for a lock again: the total wait was spent.
+                    let wait = state.withLock { $0.firstFailure == nil }
+                    return try waitingForLock(abort: cancelled, wait: wait) { try db.transaction(.immediate) { try body(db) } }
+                }
+            } onCancel: {
+                cancelled.set()
+                abortLockWaits()
             }
         } catch let error as SQLiteError {
             throw XeroMLError.storage(error, path: path)
@@ -218,24 +257,64 @@ final class Store: Sendable {
     }
 
     private func scheduleDrain() {
-        writer.async { [self] db in drain(db) }
+        writer.async { [self] db in drain(db, abort: nil) }
     }
 
-    /// Waits until every batch enqueued before the call is committed. Throws when some could not be
-    /// written, with the reasons; the others are committed regardless.
+    /// Waits until every batch enqueued before the call is committed, and tries once more the batches
+    /// an earlier write could not store. Throws when some could not be written, with the reasons; the
+    /// others are committed regardless.
+    ///
+    /// Cancelling the calling task does not drop anything: what can be written without waiting for
+    /// another process's lock is written, and only the wait for a lock is cut short.
     func flush() async throws {
-        let failures = try await writer.run { [self] db in
-            drain(db)
-            return state.withLock { s in
-                defer { s.failures.removeAll() }
-                return s.failures
+        let cancelled = CancellationFlag()
+        let (failures, firstFailure, lost) = try await withTaskCancellationHandler {
+            try await writer.run { [self] db in
+                let retry = state.withLock { s in
+                    defer { s.retained.removeAll() }
+                    return s.retained
+                }
+                if !retry.isEmpty {
+                    state.withLock { s in s.pending.insert(contentsOf: retry, at: 0) }
+                }
+                drain(db, abort: cancelled, final: true)
+                return state.withLock { s in
+                    defer {
+                        if s.retained.isEmpty && s.lostResults == 0 { s.firstFailure = nil }
+                        s.failures.removeAll()
+                        s.lostResults = 0
+                    }
+                    return (s.failures, s.firstFailure, s.lostResults)
+                }
             }
+        } onCancel: {
+            cancelled.set()
+            abortLockWaits()
         }
-        if !failures.isEmpty { throw XeroMLError.writeFailed(failures) }
+        if !failures.isEmpty {
+            if let firstFailure, lost > 0 {
+                throw XeroMLError(.writeFailed, "\(lost) result\(lost == 1 ? "" : "s") could not be stored: \(firstFailure.message)",
+                                  underlying: firstFailure.underlying)
+            }
+            throw XeroMLError.writeFailed(failures)
+        }
+    }
+
+    /// The first write that failed since the last successful flush, if any. The runner stops
+    /// scheduling new items when it is set.
+    var writeFailure: XeroMLError? { state.withLock { $0.firstFailure } }
+
+    /// Makes every wait for another process's lock in progress give up now.
+    func abortLockWaits() {
+        state.withLock { $0.abortGeneration &+= 1 }
     }
 
     /// Commits everything pending in one transaction. Runs on the writer queue only.
-    private func drain(_ db: Connection) {
+    ///
+    /// A batch that cannot be written because of a lock or a full disk is retained for the next
+    /// ``flush()`` (which passes `final`: then it counts as lost); one that breaks a constraint is
+    /// reported at once.
+    private func drain(_ db: Connection, abort: CancellationFlag?, final: Bool = false) {
         let (batches, waiters) = state.withLock { s in
             defer {
                 s.pending.removeAll(keepingCapacity: true)
@@ -246,21 +325,32 @@ final class Store: Sendable {
         }
         for waiter in waiters { waiter.resume() }
         guard !batches.isEmpty else { return }
+        // After a failure nobody waits for a lock again until a write succeeds: one wait in total.
+        let waitForLock = state.withLock { $0.firstFailure == nil }
         do {
-            try withLockRetry {
+            try waitingForLock(abort: abort, wait: waitForLock) {
                 try db.transaction(.immediate) {
                     for batch in batches { try insert(batch, into: db) }
                 }
             }
             state.withLock { s in s.committedBatches += batches.count; s.committedTransactions += 1 }
+        } catch let error as XeroMLError {
+            // Waiting for the lock ran out, or was cut short: nothing of these batches was written.
+            retainOrLose(batches, error: error, final: final)
+        } catch let error as SQLiteError where Self.isTransient(error) {
+            retainOrLose(batches, error: XeroMLError.storage(error, path: path), final: final)
         } catch {
             // One bad batch must not sink the others: retry each alone and keep the reasons.
             var failures: [String] = []
             var committed = 0
             for batch in batches {
                 do {
-                    try withLockRetry { try db.transaction(.immediate) { try insert(batch, into: db) } }
+                    try waitingForLock(abort: abort, wait: false) { try db.transaction(.immediate) { try insert(batch, into: db) } }
                     committed += 1
+                } catch let error as SQLiteError where Self.isTransient(error) {
+                    retainOrLose([batch], error: XeroMLError.storage(error, path: path), final: final)
+                } catch let error as XeroMLError {
+                    retainOrLose([batch], error: error, final: final)
                 } catch let error as SQLiteError where error.extendedCode == 2067 && error.message.contains("run_items") {
                     // SQLITE_CONSTRAINT_UNIQUE on run_items_one_result.
                     if batch.yieldsToCommittedResult {
@@ -283,15 +373,46 @@ final class Store: Sendable {
         }
     }
 
-    /// Retries `body` while another process holds the write lock beyond the busy timeout.
-    private func withLockRetry<T>(_ body: () throws -> T) throws -> T {
+    /// Whether a write that failed with `error` may succeed later: a lock, a full disk or file, an
+    /// I/O error. Constraint violations and the like are not.
+    static func isTransient(_ error: SQLiteError) -> Bool {
+        [.busy, .locked, .full, .ioError, .cantOpen, .readOnly].contains(error.code)
+    }
+
+    /// Keeps `batches` for the next flush, or counts them as lost when this was their last try.
+    private func retainOrLose(_ batches: [WriteBatch], error: XeroMLError, final: Bool) {
+        let results = batches.reduce(0) { $0 + max(1, $1.runItems.count) }
+        logger.error("xeroml: results could not be written", metadata: ["error": "\(error)", "results": "\(results)"])
+        state.withLock { s in
+            if s.firstFailure == nil { s.firstFailure = error }
+            if final {
+                s.failures.append(error.message)
+                s.lostResults += results
+            } else {
+                s.retained.append(contentsOf: batches)
+            }
+        }
+    }
+
+    /// Runs `body`, retrying while another process holds the write lock, for at most ``lockTimeout``
+    /// in total (SQLite's own busy timeout on the writer is a short slice of it). Gives up at once when
+    /// `abort` is set or another caller aborts the waits (``abortLockWaits()``), and without `wait`
+    /// tries only once.
+    ///
+    /// - Throws: ``XeroMLError/Code/locked`` when the wait ran out or was cut short.
+    private func waitingForLock<T>(abort: CancellationFlag?, wait: Bool = true, _ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
-        let deadline = clock.now + Self.lockWaitLimit
+        let start = clock.now
+        let deadline = start + (wait ? lockTimeout : .zero)
+        let generation = state.withLock { $0.abortGeneration }
         while true {
             do {
                 return try body()
             } catch let error as SQLiteError where error.code == .busy || error.code == .locked {
-                if clock.now >= deadline { throw error }
+                let aborted = abort?.isSet == true || state.withLock { $0.abortGeneration } != generation
+                if aborted || clock.now >= deadline {
+                    throw XeroMLError.locked(path: path, waited: clock.now - start, underlying: error)
+                }
                 logger.debug("xeroml: database locked by another connection, retrying")
                 Thread.sleep(forTimeInterval: 0.005)
             }

@@ -13,7 +13,15 @@ extension XeroML {
     /// with the item's.
     public func createExperiment(name: String, datasetName: String? = nil, description: String? = nil,
                                  metadata: JSONValue? = nil, evaluators: [any Evaluator] = []) async throws -> Experiment {
+        try await createExperiment(name: name, datasetName: datasetName, description: description, metadata: metadata,
+                                   evaluators: evaluators, runEvaluators: [])
+    }
+
+    func createExperiment(name: String, datasetName: String?, description: String?, metadata: JSONValue?,
+                          evaluators: [any Evaluator], runEvaluators: [any RunEvaluator]) async throws -> Experiment {
         try Self.validateName(name, what: "run")
+        let configuration = RunConfiguration(metadata: metadata, evaluators: evaluators.map(\.configurationFingerprint),
+                                             runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" })
         let row = try await store.write { db -> ExperimentRun in
             var dataset: DatasetRow?
             if let datasetName {
@@ -30,10 +38,12 @@ extension XeroML {
             let id = UUIDv7.make()
             let now = nowMicroseconds()
             try db.run("""
-                INSERT INTO experiment_runs(id, dataset_id, dataset_version, name, description, metadata, status, created_us)
-                VALUES (?, ?, ?, ?, ?, ?, 'running', ?)
+                INSERT INTO experiment_runs(id, dataset_id, dataset_version, name, description, metadata, status, created_us,
+                    configuration)
+                VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)
                 """, [.text(id), .text(dataset?.id), .integer(dataset?.version), .text(name), .text(description),
-                      metadata.sql, .integer(now)])
+                      metadata.sql, .integer(now), .text(configuration.json.jsonString)])
+            try Self.claimRun(db, runID: id)
             return ExperimentRun(id: id, name: name, datasetID: dataset?.id, datasetName: datasetName,
                                  datasetVersion: dataset?.version, description: description, metadata: metadata,
                                  status: .running, createdAt: date(microseconds: now), finishedAt: nil,
@@ -56,15 +66,34 @@ extension XeroML {
         r.id, r.name, r.dataset_id, d.name, r.dataset_version, r.description, r.metadata, r.status, r.created_us,
         r.finished_us,
         (SELECT count(*) FROM run_items i WHERE i.run_id = r.id),
-        (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL)
+        (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL),
+        r.owner_host, r.owner_pid, r.owner_process_start, r.heartbeat_us, r.configuration
         """
 
+    /// A run from a row of ``runColumns``. A run stored as `running` whose owner is gone (its process
+    /// ended, or its heartbeat went stale on another machine) reads as ``RunStatus/interrupted``.
     @Sendable static func readRun(_ s: Statement) -> ExperimentRun {
-        ExperimentRun(
+        let stored = RunStatus(rawValue: s.text(7) ?? "") ?? .failed
+        let createdAt = date(microseconds: s.int64(8))
+        let owner = s.text(12).map { host in
+            RunOwner(host: host, processID: Int(s.optionalInt64(13) ?? 0),
+                     heartbeatAt: s.optionalInt64(15).map { date(microseconds: $0) }, processStart: s.optionalInt64(14))
+        }
+        var status = stored
+        if stored == .running {
+            if let owner {
+                if owner.isGone() { status = .interrupted }
+            } else if Date().timeIntervalSince(createdAt) > Double(RunOwner.staleAfter.components.seconds) {
+                // Recorded before owners were kept, and old enough that nobody is still running it.
+                status = .interrupted
+            }
+        }
+        return ExperimentRun(
             id: s.text(0)!, name: s.text(1)!, datasetID: s.text(2), datasetName: s.text(3),
             datasetVersion: s.optionalInt64(4).map(Int.init), description: s.text(5), metadata: parseStored(s.text(6)),
-            status: RunStatus(rawValue: s.text(7) ?? "") ?? .failed, createdAt: date(microseconds: s.int64(8)),
-            finishedAt: s.optionalInt64(9).map { date(microseconds: $0) }, itemCount: s.int(10), errorCount: s.int(11))
+            status: status, createdAt: createdAt,
+            finishedAt: s.optionalInt64(9).map { date(microseconds: $0) }, itemCount: s.int(10), errorCount: s.int(11),
+            owner: owner, configuration: parseStored(s.text(16)), storedStatus: stored)
     }
 
     /// The runs of a dataset (or of every dataset with `nil`), newest first.

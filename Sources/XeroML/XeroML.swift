@@ -23,8 +23,8 @@ import Synchronization
 ///
 /// ## Topics
 /// ### Opening a store
-/// - ``init(path:logger:)``
-/// - ``open(path:logger:)``
+/// - ``init(path:lockTimeout:logger:)``
+/// - ``open(path:lockTimeout:logger:)``
 /// - ``shared()``
 /// - ``environmentVariable``
 /// - ``current``
@@ -83,20 +83,24 @@ public final class XeroML: Sendable {
     /// - Throws: ``XeroMLError`` with code ``XeroMLError/Code/newerSchema`` when a newer XeroML wrote
     ///   the file, ``XeroMLError/Code/notAXeroMLFile`` when it is some other SQLite file, or
     ///   ``XeroMLError/Code/storage`` when SQLite cannot open it.
-    /// - Parameter logger: where XeroML logs; by default nothing is logged.
-    public init(path: String, logger: Logger? = nil) throws {
+    /// - Parameters:
+    ///   - lockTimeout: the longest writes wait, in total, for another process that holds the file's
+    ///     write lock (default 30 s); then they fail with ``XeroMLError/Code/locked`` and a run stops.
+    ///     One wait for everything pending, not one per batch; cancelling the waiting task ends it.
+    ///   - logger: where XeroML logs; by default nothing is logged.
+    public init(path: String, lockTimeout: Duration = .seconds(30), logger: Logger? = nil) throws {
         self.path = path
         self.logger = logger ?? Logger(label: "xeroml", factory: { _ in SwiftLogNoOpLogHandler() })
-        self.store = try Store(path: path, logger: self.logger)
+        self.store = try Store(path: path, lockTimeout: lockTimeout, logger: self.logger)
     }
 
-    /// Opens the store at `path` like ``init(path:logger:)``, without blocking the calling task's
+    /// Opens the store at `path` like ``init(path:lockTimeout:logger:)``, without blocking the calling task's
     /// thread: opening, checking and migrating the file run on a thread of their own. Prefer it in
     /// async code, where the initializer would hold a cooperative thread while SQLite waits on a lock.
-    public static func open(path: String, logger: Logger? = nil) async throws -> XeroML {
+    public static func open(path: String, lockTimeout: Duration = .seconds(30), logger: Logger? = nil) async throws -> XeroML {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(with: Result { try XeroML(path: path, logger: logger) })
+                continuation.resume(with: Result { try XeroML(path: path, lockTimeout: lockTimeout, logger: logger) })
             }
         }
     }

@@ -19,7 +19,7 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case storage, notAXeroMLFile, newerSchema, writeFailed, notFound, alreadyExists
-            case importFailed, invalidArgument, runNotWritable
+            case importFailed, invalidArgument, runNotWritable, locked
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -42,6 +42,9 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible {
         public static let invalidArgument = Code(.invalidArgument)
         /// The run is finished and takes no more results.
         public static let runNotWritable = Code(.runNotWritable)
+        /// Another process held the file's write lock for longer than the store's lock timeout (or the
+        /// wait was cancelled).
+        public static let locked = Code(.locked)
 
         public var description: String { base.rawValue }
     }
@@ -73,6 +76,13 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible {
         let shown = reasons.prefix(3).joined(separator: "; ")
         let more = reasons.count > 3 ? " (and \(reasons.count - 3) more)" : ""
         return XeroMLError(.writeFailed, "\(reasons.count) result(s) could not be written: \(shown)\(more)")
+    }
+    static func locked(path: String, waited: Duration, underlying: SQLiteError) -> XeroMLError {
+        let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+        return XeroMLError(.locked, """
+            another process holds the write lock of \(path) (waited \(String(format: "%.1f", seconds)) s); \
+            find it with `fuser \(path)` or `lsof \(path)`, or raise the lock timeout
+            """, underlying: underlying)
     }
     static func notFound(_ what: String) -> XeroMLError { XeroMLError(.notFound, "\(what) not found") }
 }

@@ -58,7 +58,8 @@ import XeroMLTesting
             let result = await request.result
             let elapsed = Self.clock.now - cancelled
             #expect(throws: CancellationError.self) { try result.get() }
-            #expect(elapsed < .seconds(1), "cancellation took \(elapsed)")
+            // "About a second" on a loaded machine; without the fix it never ended.
+            #expect(elapsed < .seconds(2), "cancellation took \(elapsed)")
         }
     }
 
@@ -124,9 +125,10 @@ import XeroMLTesting
                 return try await group.reduce(into: [Duration]()) { $0.append($1) }
             }
             #expect(server.peakConcurrency == concurrency, "peak \(server.peakConcurrency) of \(concurrency)")
-            // No request waited in a client queue for another to finish: each took about one delay.
+            // No request waited in a client queue for others to finish: queued behind a cap of 6, the
+            // slowest of 64 took 4.4 s here; on the wire, about one delay plus machine load.
             let slowest = latencies.max() ?? .zero
-            #expect(slowest < delay * 2, "the slowest of \(concurrency) took \(slowest)")
+            #expect(slowest < delay + .milliseconds(1_600), "the slowest of \(concurrency) took \(slowest)")
         }
     }
 }
