@@ -157,7 +157,7 @@ public enum JudgeReplyParser {
             // "good - because …", "bad, it is rude", "good (mostly)"; bare lines need punctuation.
             let boundary: Bool
             if whole {
-                boundary = next.map { ",.:;!—–-".contains($0) } ?? true
+                boundary = lowered.dropFirst(key.count).drop { $0 == " " }.first.map { ",.:;!—–-".contains($0) } ?? true
             } else {
                 boundary = next.map { !($0.isLetter || $0.isNumber) } ?? true
             }
@@ -567,8 +567,9 @@ public enum JudgeReplyParser {
         case .boolean:
             let wordEnd = line.firstIndex { !$0.isLetter } ?? line.endIndex
             let word = line[..<wordEnd].lowercased()
-            guard !word.isEmpty, wordEnd < line.endIndex, ",.:;!—–-".contains(line[wordEnd]) else { return nil }
-            if line[wordEnd] == "-", line[line.index(after: wordEnd)...].first?.isLetter == true { return nil }  // "non-toxic"
+            let after = line[wordEnd...].drop { $0 == " " }  // "PASS - because …"
+            guard !word.isEmpty, let mark = after.first, ",.:;!—–-".contains(mark) else { return nil }
+            if mark == "-", after.dropFirst().first?.isLetter == true { return nil }  // "non-toxic"
             if trueWords.contains(word) { return .verdict(JudgeVerdict(value: .boolean(true))) }
             if falseWords.contains(word) { return .verdict(JudgeVerdict(value: .boolean(false))) }
             return nil
