@@ -24,7 +24,8 @@ final class JudgeFlights: Sendable {
         var content: String
         /// The model that answered.
         var model: String
-        /// The generation that recorded the answer (and, for a call, its tokens and cost).
+        /// The generation of the call that got the answer, carrying its tokens and cost; `nil` when
+        /// the answer came from the cache.
         var observationID: String?
     }
 
@@ -102,13 +103,11 @@ final class JudgeFlights: Sendable {
         for continuation in waiters.values { continuation.resume(returning: .wait(outcome)) }
     }
 
-    /// How many callers wait for the flight of `key` (`nil` when none is in progress). For tests.
-    func waiterCount(_ key: Key) -> Int? {
-        state.withLock { $0.flights[key]?.count }
-    }
-
-    /// Whether any flight of `store` is in progress. For tests.
-    func hasFlights(of store: ObjectIdentifier) -> Bool {
-        state.withLock { $0.flights.keys.contains { $0.store == store } }
+    /// The flights of `store` in progress and how many callers wait for them. For tests.
+    func inFlight(store: ObjectIdentifier) -> (flights: Int, waiters: Int) {
+        state.withLock { state in
+            let flights = state.flights.filter { $0.key.store == store }
+            return (flights.count, flights.values.reduce(0) { $0 + $1.count })
+        }
     }
 }

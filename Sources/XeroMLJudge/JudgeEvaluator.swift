@@ -154,7 +154,7 @@ public struct JudgeEvaluator: Evaluator {
             let model = cached["model"]?.stringValue ?? request.client.configuration.model
             let observationID = await recordCachedAnswer(content, model: model, request: request)
             return (evaluation(from: content, observationID: observationID),
-                    JudgeFlights.Answer(content: content, model: model, observationID: observationID))
+                    JudgeFlights.Answer(content: content, model: model, observationID: nil))
         }
         return try await call(request, cache: store)
     }
@@ -247,8 +247,8 @@ public struct JudgeEvaluator: Evaluator {
     ///
     /// - Parameters:
     ///   - inFlight: the answer came from an identical request in flight (metadata `"in_flight": true`).
-    ///   - sharedFrom: that request's generation, the one carrying the tokens and cost (metadata
-    ///     `"shared_from"`).
+    ///   - sharedFrom: that request's generation when it called the endpoint, the one carrying the
+    ///     tokens and cost (metadata `"shared_from"`).
     private func recordCachedAnswer(_ content: String, model: String, request: Request, inFlight: Bool = false,
                                     sharedFrom: String? = nil) async -> String? {
         guard TraceContext.current != nil else { return nil }
