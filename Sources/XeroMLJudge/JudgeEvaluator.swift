@@ -4,12 +4,13 @@ public import XeroML
 /// Whether judge answers are reused from the judge cache.
 public enum JudgeCachePolicy: String, Sendable, Hashable, CaseIterable {
     /// One answer per (model, prompt, parameters, template version), shared by every run and
-    /// repetition: re-running an experiment does not pay the judge again. The default.
+    /// repetition: re-running an experiment does not pay the judge again, and identical requests in
+    /// flight at the same moment make one call. The default.
     case shared
     /// The repetition index is part of the key: each repetition gets its own judge call (once), for
-    /// measuring the judge's own variance.
+    /// measuring the judge's own variance; only requests of the same repetition share a call in flight.
     case perRepetition
-    /// Neither read nor written.
+    /// Neither read nor written, and no call is shared.
     case disabled
 }
 
