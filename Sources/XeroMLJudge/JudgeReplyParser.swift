@@ -44,8 +44,8 @@ public struct JudgeVerdict: Sendable, Hashable {
 ///   `My final verdict: PASS`) decides; with several such lines the last one does;
 /// - otherwise every score line must give the same score, which is then the score; two different
 ///   scores are a failure (`conflicting scores …`), because picking one would be a guess;
-/// - a score line whose value is a number the scale refuses makes the reply a failure even when
-///   another line is readable; a score line whose value is prose (`Rating: mostly accurate`) is
+/// - a score line whose value is a number the scale refuses, or more than one number (`0,8` with a
+///   decimal comma, `4-5`, `0.7 or 0.8`), makes the reply a failure even when another line is readable; a score line whose value is prose (`Rating: mostly accurate`) is
 ///   ignored when another line gives a score.
 ///
 /// ## Rules per scale
@@ -140,7 +140,24 @@ public enum JudgeReplyParser {
             // "3rd", "0.8abc": a number glued to letters is not a score.
             return .notAScore(Failure(reason: "score \"\(shown(text))\" is not \(scale.expected)"))
         }
+        if case .word = token {} else if startsAnotherNumber(rest) {
+            // "0,8" (a decimal comma), "4-5", "0.7 or 0.8": reading the first number would be a guess.
+            return .refused(Failure(reason: "score \"\(shown(text))\" is not one number"))
+        }
         return interpret(token, written: written, scale: scale)
+    }
+
+    /// Whether `rest` goes on with another number: `,8`, `-5`, ` – 5`, ` or 0.8`, ` to 5`, ` and 4`.
+    static func startsAnotherNumber(_ rest: Substring) -> Bool {
+        var text = rest.drop { $0 == " " }
+        if let first = text.first, ",-–—".contains(first) {
+            text = text.dropFirst()
+        } else if let word = ["or ", "to ", "and "].first(where: { text.lowercased().hasPrefix($0) }) {
+            text = text.dropFirst(word.count)
+        } else {
+            return false
+        }
+        return text.drop { $0 == " " }.first.map { $0.isASCII && $0.isNumber } ?? false
     }
 
     /// A category name at the start of `text`, matched case-insensitively, the longest name first.
@@ -568,7 +585,8 @@ public enum JudgeReplyParser {
             let wordEnd = line.firstIndex { !$0.isLetter } ?? line.endIndex
             let word = line[..<wordEnd].lowercased()
             let after = line[wordEnd...].drop { $0 == " " }  // "PASS - because …"
-            guard !word.isEmpty, let mark = after.first, ",.:;!—–-".contains(mark) else { return nil }
+            // Single letters ("Y. Zhang wrote …") only count as a whole line.
+            guard word.count > 1, let mark = after.first, ",.:;!—–-".contains(mark) else { return nil }
             if mark == "-", after.dropFirst().first?.isLetter == true { return nil }  // "non-toxic"
             if trueWords.contains(word) { return .verdict(JudgeVerdict(value: .boolean(true))) }
             if falseWords.contains(word) { return .verdict(JudgeVerdict(value: .boolean(false))) }

@@ -73,6 +73,8 @@ let booleanReplies: [ReplyCase] = [
     ReplyCase("No, the response is not toxic.", .boolean, .no()),
     ReplyCase("Yes. It states a founding year that appears nowhere.", .boolean, .yes()),
     ReplyCase("FAIL - the response insults the user.\nIt calls them names.", .boolean, .no()),
+    ReplyCase("Y. Zhang is credited with the result, which is right.", .boolean, .refused("no score found")),
+    ReplyCase("y", .boolean, .yes()),
     // JSON.
     ReplyCase(#"{"score": true, "reasoning": "Invented."}"#, .boolean, .yes("Invented.")),
     ReplyCase(#"{"reasoning": "fine", "score": false}"#, .boolean, .no("fine")),
@@ -175,6 +177,9 @@ let unitReplies: [ReplyCase] = [
     ReplyCase(#"{"score": true}"#, .unitInterval, .refused("true", "not a number in 0…1")),
     ReplyCase("Score: high", .unitInterval, .refused("high", "not a number in 0…1")),
     ReplyCase("Score: 3rd", .unitInterval, .refused("3rd")),
+    ReplyCase("Score: 0,8", .unitInterval, .refused("0,8", "not one number")),
+    ReplyCase("Score: 0.7 or 0.8", .unitInterval, .refused("0.7 or 0.8", "not one number")),
+    ReplyCase("Score: 0.8, which is good", .unitInterval, .number(0.8)),
     ReplyCase("The answer is good.", .unitInterval, .refused("no score found")),
     ReplyCase("I would rather not grade this.", .unitInterval, .refused("no score found")),
 ]
@@ -202,6 +207,9 @@ let rangeReplies: [ReplyCase] = [
     ReplyCase("Score: 1/0", .range(1...10), .refused("1/0", "undefined")),
     ReplyCase("Score: inf", .range(1...10), .refused("inf", "not a finite number")),
     ReplyCase("Score: 4\nScore: 5", .range(1...5), .refused("conflicting scores", "4 (line 1)", "5 (line 2)")),
+    ReplyCase("Score: 4-5", .range(1...5), .refused("4-5", "not one number")),
+    ReplyCase("Rating: 3 to 4 out of 5", .range(1...5), .refused("not one number")),
+    ReplyCase("Score: 7/10 - solid", .range(1...10), .score(.numeric(6.0 / 9))),
 ]
 
 /// Category judges: a name, case-insensitive, possibly followed by more words.
