@@ -26,8 +26,8 @@ public struct JudgeVerdict: Sendable, Hashable {
 ///    objects with a score must agree.
 /// 2. **Labelled lines**: `Score: 0.8`, `**Verdict:** yes`, `Rating = 4/5`, `"score": 0.8,`,
 ///    `Score (1-10): 8`, or a label alone on its line (`**Score:**`, `## Verdict`) with the value on
-///    the next line. Labels are case-insensitive, may start with `my` or `the`, and are the score keys
-///    above. An optional `Reasoning: …` line (and the lines after it) is the reasoning; otherwise the
+///    the next line. Labels are the score keys above, case-insensitive, optionally after `my` or
+///    `the` and then `final` or `overall` (`My final verdict:`, `Overall rating:`, `Final answer:`). An optional `Reasoning: …` line (and the lines after it) is the reasoning; otherwise the
 ///    rest of the reply is.
 /// 3. **A bare value**: the first or the last non-empty line of the reply is the value and nothing
 ///    else (`0.8`, `PASS`, `**8/10**`, `` `false` ``; trailing `.` or `!` allowed). For boolean and
@@ -45,8 +45,9 @@ public struct JudgeVerdict: Sendable, Hashable {
 /// - otherwise every score line must give the same score, which is then the score; two different
 ///   scores are a failure (`conflicting scores …`), because picking one would be a guess;
 /// - a score line whose value is a number the scale refuses, or more than one number (`0,8` with a
-///   decimal comma, `4-5`, `0.7 or 0.8`), makes the reply a failure even when another line is readable; a score line whose value is prose (`Rating: mostly accurate`) is
-///   ignored when another line gives a score.
+///   decimal comma, `4-5`, `0.7 or 0.8`), makes the reply a failure even when another line is
+///   readable; a score line whose value is prose (`Rating: mostly accurate`) is ignored when another
+///   line gives a score.
 ///
 /// ## Rules per scale
 ///
