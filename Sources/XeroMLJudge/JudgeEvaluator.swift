@@ -4,12 +4,13 @@ public import XeroML
 /// Whether judge answers are reused from the judge cache.
 public enum JudgeCachePolicy: String, Sendable, Hashable, CaseIterable {
     /// One answer per (model, prompt, parameters, template version), shared by every run and
-    /// repetition: re-running an experiment does not pay the judge again. The default.
+    /// repetition: re-running an experiment does not pay the judge again, and identical requests in
+    /// flight at the same moment make one call. The default.
     case shared
     /// The repetition index is part of the key: each repetition gets its own judge call (once), for
-    /// measuring the judge's own variance.
+    /// measuring the judge's own variance; only requests of the same repetition share a call in flight.
     case perRepetition
-    /// Neither read nor written.
+    /// Neither read nor written, and no call is shared.
     case disabled
 }
 
@@ -20,14 +21,23 @@ public enum JudgeCachePolicy: String, Sendable, Hashable, CaseIterable {
 ///   reasoning is the comment.
 /// - **Link**: the judge call is a generation in the item's evaluation trace, and the evaluation's
 ///   `observationID` is that generation's id.
-/// - **Failures are data**: an item lacking a part the template needs, or a reply that cannot be
-///   parsed, is `.unscored` with the reason (the raw reply included); a call that fails after
-///   retries throws a ``ChatError``, which the experiment records as unscored.
+/// - **Failures are data**: an item lacking a part the template needs is `.unscored` with the reason;
+///   a reply that ``JudgeReplyParser`` cannot read (no score, a score off the scale, conflicting
+///   scores) is `.unscored("could not parse judge reply (<reason>): <reply>")`, the reply quoted up to
+///   2,000 characters (its start and end when longer; the whole reply is the generation's output). A
+///   call that fails after retries throws a ``ChatError``, which the experiment records as unscored.
 /// - **No endpoint, no request**: with a `nil` client every item is unscored, saying how to configure one.
 /// - **Cache**: answers are kept in the store's cache (namespace ``cacheNamespace``) under a SHA-256 of
 ///   the model, the rendered prompt, the parameters and the template version; a hit makes no request
 ///   and is recorded as a generation with metadata `"cached": true` and no cost. Only parseable
 ///   answers are cached. Cache I/O problems fall back to calling the judge.
+/// - **Single flight**: identical requests (the same cache key, on the same ``XeroML`` client) in
+///   flight at the same moment make one call. The first asks; the others wait and record the answer as
+///   a cache hit (metadata `"cached": true`, `"in_flight": true`, `"shared_from"`: the generation that
+///   carries the tokens and cost). If that call fails after its retries, the waiters fail with the
+///   same error; if the asking task is cancelled, the waiters are not: one of them asks instead.
+///   With ``JudgeCachePolicy/disabled``, or outside an experiment, nothing is shared;
+///   with ``JudgeCachePolicy/perRepetition`` only requests of the same repetition are.
 ///
 /// ```swift
 /// let judge = JudgeEvaluator(.helpfulness, client: ChatClient(configuration: configuration))
@@ -95,16 +105,64 @@ public struct JudgeEvaluator: Evaluator {
                                   metadata: ["judge": .string(name), "template": .string(template.tag)])
         let body = client.requestBody(messages: messages, options: options)
         let key = cacheKey(for: body, repetition: input.repetition)
-        let cache = cachePolicy == .disabled ? nil : XeroML.current
-
-        if let cache, let cached = try? await cache.cachedValue(namespace: Self.cacheNamespace, key: key),
-           let content = cached["content"]?.stringValue {
-            let observationID = await recordCachedAnswer(content, cached: cached, messages: messages, options: options,
-                                                         client: client, body: body, key: key)
-            return [evaluation(from: content, observationID: observationID)]
+        let request = Request(client: client, messages: messages, options: options, body: body, key: key)
+        guard cachePolicy != .disabled, let store = XeroML.current else {
+            // No cache to share through: every request is its own.
+            return [try await call(request, cache: nil).evaluation]
         }
 
-        let completion = try await client.complete(messages: messages, options: options)
+        let flight = JudgeFlights.Key(store: ObjectIdentifier(store), cacheKey: key)
+        while true {
+            switch await JudgeFlights.shared.join(flight) {
+            case .cancelled:
+                throw CancellationError()
+            case .wait(.answered(let answer)):
+                // An identical request was answered while this one waited: no second call.
+                let observationID = await recordCachedAnswer(answer.content, model: answer.model, request: request,
+                                                             inFlight: true, sharedFrom: answer.observationID)
+                return [evaluation(from: answer.content, observationID: observationID)]
+            case .wait(.failed(let error)):
+                throw error
+            case .wait(.abandoned):
+                continue  // the leader was cancelled: ask again, perhaps as the new leader
+            case .lead:
+                do {
+                    let (evaluation, answer) = try await ask(request, store: store)
+                    JudgeFlights.shared.finish(flight, with: .answered(answer))
+                    return [evaluation]
+                } catch {
+                    let cancelled = Task.isCancelled || error is CancellationError
+                    JudgeFlights.shared.finish(flight, with: cancelled ? .abandoned : .failed(error))
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// One judge request: what is sent and its cache key.
+    struct Request {
+        var client: ChatClient
+        var messages: [ChatMessage]
+        var options: ChatOptions
+        var body: JSONValue
+        var key: String
+    }
+
+    /// The answer to `request` from the cache of `store`, else from the endpoint.
+    private func ask(_ request: Request, store: XeroML) async throws -> (Evaluation, JudgeFlights.Answer) {
+        if let cached = try? await store.cachedValue(namespace: Self.cacheNamespace, key: request.key),
+           let content = cached["content"]?.stringValue {
+            let model = cached["model"]?.stringValue ?? request.client.configuration.model
+            let observationID = await recordCachedAnswer(content, model: model, request: request)
+            return (evaluation(from: content, observationID: observationID),
+                    JudgeFlights.Answer(content: content, model: model, observationID: nil))
+        }
+        return try await call(request, cache: store)
+    }
+
+    /// Asks the endpoint, and stores a parseable answer in `cache`.
+    private func call(_ request: Request, cache: XeroML?) async throws -> (evaluation: Evaluation, answer: JudgeFlights.Answer) {
+        let completion = try await request.client.complete(messages: request.messages, options: request.options)
         let evaluation = evaluation(from: completion.content, observationID: completion.observationID)
         if let cache, !evaluation.value.isUnscored {
             var entry: [String: JSONValue] = [
@@ -113,9 +171,10 @@ public struct JudgeEvaluator: Evaluator {
             ]
             if let tokens = completion.usage.promptTokens { entry["prompt_tokens"] = .int(Int64(tokens)) }
             if let tokens = completion.usage.completionTokens { entry["completion_tokens"] = .int(Int64(tokens)) }
-            try? await cache.storeCachedValue(.object(entry), namespace: Self.cacheNamespace, key: key)
+            try? await cache.storeCachedValue(.object(entry), namespace: Self.cacheNamespace, key: request.key)
         }
-        return [evaluation]
+        return (evaluation, JudgeFlights.Answer(content: completion.content, model: completion.model,
+                                                observationID: completion.observationID))
     }
 
     /// The cache key of a request body: the SHA-256 (hex) of the template version, the endpoint, the
@@ -141,10 +200,25 @@ public struct JudgeEvaluator: Evaluator {
             return Evaluation(name: name, value: verdict.value, comment: comment, observationID: observationID,
                               source: .judge)
         case .failure(let failure):
-            return Evaluation(name: name, value: .unscored("could not parse judge reply: \(reply)"),
-                              comment: "could not parse judge reply (\(failure.reason)): \(reply)",
+            // The comment is left out: the experiment then stores the reason as the comment too.
+            return Evaluation(name: name,
+                              value: .unscored("could not parse judge reply (\(failure.reason)): \(Self.excerpt(of: reply))"),
                               observationID: observationID, source: .judge)
         }
+    }
+
+    /// The most of a judge reply an unscored reason quotes, in characters. The whole reply is the
+    /// output of the judge's generation.
+    static let excerptLimit = 2_000
+
+    /// `reply` trimmed, or when longer than ``excerptLimit`` its start and its end (where replies
+    /// usually put the score) around `[… N characters left out …]`; `(empty reply)` when empty.
+    static func excerpt(of reply: String) -> String {
+        let text = reply.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { return "(empty reply)" }
+        guard text.count > excerptLimit else { return text }
+        let half = excerptLimit / 2
+        return "\(text.prefix(half)) [… \(text.count - 2 * half) characters left out …] \(text.suffix(half))"
     }
 
     /// The item's context as text, or `nil`.
@@ -168,18 +242,27 @@ public struct JudgeEvaluator: Evaluator {
         }
     }
 
-    /// Records a cache hit as a generation (no tokens, no cost) so the score still links to what the
-    /// judge said. Returns its id, or `nil` outside a trace.
-    private func recordCachedAnswer(_ content: String, cached: JSONValue, messages: [ChatMessage], options: ChatOptions,
-                                    client: ChatClient, body: JSONValue, key: String) async -> String? {
+    /// Records an answer taken from the cache, or from an identical request in flight, as a generation
+    /// (no tokens, no cost) so the score still links to what the judge said. Returns its id, or `nil`
+    /// outside a trace.
+    ///
+    /// - Parameters:
+    ///   - inFlight: the answer came from an identical request in flight (metadata `"in_flight": true`).
+    ///   - sharedFrom: that request's generation when it called the endpoint, the one carrying the
+    ///     tokens and cost (metadata `"shared_from"`).
+    private func recordCachedAnswer(_ content: String, model: String, request: Request, inFlight: Bool = false,
+                                    sharedFrom: String? = nil) async -> String? {
         guard TraceContext.current != nil else { return nil }
-        var metadata = options.metadata
+        var metadata = request.options.metadata
         metadata["cached"] = true
-        metadata["cache_key"] = .string(key)
-        return await observe(options.name, as: .generation, input: .array(messages.map(\.jsonValue)),
+        metadata["cache_key"] = .string(request.key)
+        if inFlight {
+            metadata["in_flight"] = true
+            if let sharedFrom { metadata["shared_from"] = .string(sharedFrom) }
+        }
+        return await observe(request.options.name, as: .generation, input: .array(request.messages.map(\.jsonValue)),
                              metadata: .object(metadata)) { generation in
-            generation.setModel(cached["model"]?.stringValue ?? client.configuration.model,
-                                parameters: client.parameters(of: body))
+            generation.setModel(model, parameters: request.client.parameters(of: request.body))
             generation.setOutput(.string(content))
             return generation.id
         }

@@ -112,7 +112,7 @@ import XeroMLTesting
                     run.setOutput("Paris")
                 }
                 let score = try #require(try await xeroml.results(runID: report.run.id).first?.scores.first)
-                #expect(score.value == .unscored("could not parse judge reply: I would rather not grade this."))
+                #expect(score.value == .unscored("could not parse judge reply (no score found): I would rather not grade this."))
                 #expect(score.comment?.contains("no score found") == true)
                 #expect(score.observationID != nil)
                 #expect(report.summary.score("helpfulness")?.unscored == 1)
