@@ -313,8 +313,14 @@ struct Runner: Sendable {
         defer { ticker.cancel() }
         do {
             let work = WorkSequence(runner: self, source: source)
-            try await schedule(work, counters: counters, onItemDone: { progress?.yield(snapshot()) })
+            let stoppedBy = try await schedule(work, counters: counters, onItemDone: { progress?.yield(snapshot()) })
             try await experiment.client.flush()
+            if let stoppedBy {
+                // What was held may have been stored on the retry, but the items after the failure
+                // never ran: the run is not complete.
+                throw XeroMLError(stoppedBy.code, "\(stoppedBy.message); new items stopped at the first failed write",
+                                  underlying: stoppedBy.underlying)
+            }
             try await runRunEvaluators()
             try Task.checkCancellation()
             try await experiment.finish()
@@ -511,10 +517,13 @@ struct Runner: Sendable {
     /// Each child task finishes its own item (builds and enqueues the write) so the coordinating loop
     /// does little more than start the next task: slots are refilled without waiting behind the
     /// bookkeeping of other items.
-    private func schedule(_ work: WorkSequence, counters: Counters, onItemDone: @escaping @Sendable () -> Void) async throws {
+    /// - Returns: the write failure that stopped new items from starting, if one did.
+    private func schedule(_ work: WorkSequence, counters: Counters,
+                          onItemDone: @escaping @Sendable () -> Void) async throws -> XeroMLError? {
         var iterator = work.makeAsyncIterator()
         let evaluators = experiment.evaluators
-        try await withThrowingTaskGroup(of: Completion.self) { group in
+        return try await withThrowingTaskGroup(of: Completion.self) { group in
+            var stoppedBy: XeroMLError?
             var running = 0
             var evaluating = 0
             var more = true
@@ -524,7 +533,7 @@ struct Runner: Sendable {
                 while more && running < options.maxConcurrency && evaluating < options.maxConcurrency {
                     // Results that cannot be stored are not worth computing: after the first failed
                     // write, no new item starts; those in flight finish and are tried once more.
-                    if store.writeFailure != nil { more = false; return }
+                    if let failure = store.writeFailure { stoppedBy = failure; more = false; return }
                     guard let next = try await iterator.next() else { more = false; return }
                     running += 1
                     counters.values.withLock { $0.inFlight += 1 }
@@ -560,6 +569,7 @@ struct Runner: Sendable {
                     try await fill()
                 }
             }
+            return stoppedBy
         }
     }
 

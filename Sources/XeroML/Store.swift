@@ -426,6 +426,12 @@ final class Store: Sendable {
         writer.async { db in try? db.execute("PRAGMA wal_checkpoint(PASSIVE)") }
     }
 
+    /// Runs a statement on the writer connection outside any transaction (for tests: e.g.
+    /// `PRAGMA max_page_count`, to make the file "full").
+    func configureWriter(_ sql: String) async throws {
+        try await writer.run { db in try db.execute(sql) }
+    }
+
     /// Statistics of the writer: batches and transactions committed so far.
     var writerStatistics: (batches: Int, transactions: Int) {
         state.withLock { ($0.committedBatches, $0.committedTransactions) }

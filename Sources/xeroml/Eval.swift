@@ -17,6 +17,16 @@ struct Eval: AsyncParsableCommand {
             hallucination, toxicity, conciseness, faithfulness, context_relevance) use \
             --judge-base-url/--judge-model, else the XEROML_JUDGE_* variables, else the model under test.
 
+            API keys stay with their hosts: --api-key-env names the model's key, --judge-api-key-env the \
+            judge's. $XEROML_JUDGE_API_KEY goes only to $XEROML_JUDGE_BASE_URL when that is set (to any \
+            endpoint without a key of its own when it is not), $OPENAI_API_KEY to any endpoint without a \
+            key of its own, and the judge gets the model's key only when both use the same base URL.
+
+            Exit status: 0 when the run finished with no more failed items than --max-errors (default 0); \
+            3 when more items failed; 1 when the run could not be made (configuration, storage); 64 for \
+            bad usage; 130, 143 or 129 after Ctrl-C, SIGTERM or SIGHUP (the run is then interrupted and \
+            --resume continues it).
+
             Example, against a local Ollama:
               xeroml eval --dataset capitals --name llama-baseline
                 --base-url http://127.0.0.1:11434/v1 --model llama3.1:8b
@@ -63,6 +73,10 @@ struct Eval: AsyncParsableCommand {
     @Option(name: .customLong("judge-base-url"), help: "The judge endpoint (default: $XEROML_JUDGE_BASE_URL, else --base-url).")
     var judgeBaseURL: String?
 
+    @Option(name: .customLong("judge-api-key-env"),
+            help: "The environment variable holding the judge's API key (sent only to the judge's endpoint).")
+    var judgeAPIKeyEnv: String?
+
     @Option(name: .customLong("judge-cache"), help: "Judge answer cache: shared, per-repetition or off.")
     var judgeCache = "shared"
 
@@ -80,14 +94,31 @@ struct Eval: AsyncParsableCommand {
     @Option(help: "Seed of the retry jitter, for reproducible waits.")
     var seed: UInt64?
 
+    @Option(name: .customLong("max-retry-after"),
+            help: "The longest Retry-After wait honoured, in seconds; a longer one fails the item instead of pausing the run.")
+    var maxRetryAfter: Double = 120
+
+    @Option(name: .customLong("max-errors"), help: "Failed items tolerated before the exit status says the run failed (3).")
+    var maxErrors = 0
+
     @Flag(help: "Continue the run of the same name: only items without a result run.")
     var resume = false
+
+    @Flag(name: .customLong("allow-changes"),
+          help: "With --resume: continue even if the model, prompt, parameters or evaluators differ from the run's (recorded in the run).")
+    var allowChanges = false
+
+    @Flag(help: "Print the full error text of every failed item at the end.")
+    var verbose = false
 
     func validate() throws {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
         if let temperature, !(0...2).contains(temperature) { throw ValidationError("--temperature must be in 0…2") }
+        guard maxRetryAfter >= 0, maxRetryAfter <= 86_400 else { throw ValidationError("--max-retry-after must be between 0 and 86400 seconds") }
+        guard maxErrors >= 0 else { throw ValidationError("--max-errors must not be negative") }
+        if allowChanges && !resume { throw ValidationError("--allow-changes goes with --resume") }
         guard cachePolicy != nil else { throw ValidationError("--judge-cache must be shared, per-repetition or off") }
         do {
             _ = try PromptTemplate(prompt)
@@ -129,7 +160,7 @@ struct Eval: AsyncParsableCommand {
         // client has no limiter of its own (the runner holds a permit around each task) and no
         // retries (the runner retries the task); judges run after the task's permit is released.
         let limiter = AdaptiveLimiter(maximum: runOptions.concurrency)
-        let retry = RetryPolicy(maxAttempts: maxAttempts)
+        let retry = RetryPolicy(maxAttempts: maxAttempts, maxRetryAfter: .milliseconds(Int64(maxRetryAfter * 1000)))
         let modelClient = ChatClient(configuration: modelConfiguration, retry: .none)
         xeroml.registerJudges(client: ChatClient(configuration: judgeConfiguration, retry: retry, limiter: limiter),
                               cachePolicy: cachePolicy ?? .shared, contextKeyPath: contextKey)
@@ -144,22 +175,30 @@ struct Eval: AsyncParsableCommand {
         let (events, continuation) = AsyncStream.makeStream(of: ExperimentProgress.self, bufferingPolicy: .bufferingNewest(1))
         let printer = Task { await ProgressPrinter(label: name).consume(events) }
         // The request has its own deadline; the task's is a backstop a little later.
-        let options = ExperimentOptions(maxConcurrency: runOptions.concurrency, timeout: .milliseconds(Int64(timeout * 1000) + 5_000),
+        var options = ExperimentOptions(maxConcurrency: runOptions.concurrency, timeout: .milliseconds(Int64(timeout * 1000) + 5_000),
                                         retry: retry, repetitions: runOptions.repetitions, resume: resume, limiter: limiter,
                                         progress: continuation, seed: seed)
+        options.allowConfigurationChange = allowChanges
+        let experimentOptions = options
+        // How the run is made, recorded with it: a --resume with anything different is refused.
         var metadata: [String: JSONValue] = [
             "model": .string(modelConfiguration.model), "base_url": .string(modelConfiguration.baseURL.absoluteString),
             "prompt": .string(prompt), "evaluators": .array(self.evaluators.map(JSONValue.string)),
         ]
         if let system { metadata["system"] = .string(system) }
         if let temperature { metadata["temperature"] = .double(temperature) }
+        if let maxTokens { metadata["max_tokens"] = .int(Int64(maxTokens)) }
+        if selected.contains(where: { $0.scoreSource == .judge }) {
+            metadata["judge_model"] = .string(judgeConfiguration.model)
+            metadata["judge_base_url"] = .string(judgeConfiguration.baseURL.absoluteString)
+        }
         let runMetadata = metadata
         let dataset = self.dataset
         let report: ExperimentReport
         do {
             report = try await withInterruptHandling {
                 try await xeroml.runExperiment(name: runName, datasetName: dataset, metadata: .object(runMetadata),
-                                               evaluators: selected, options: options) { run in
+                                               evaluators: selected, options: experimentOptions) { run in
                     var messages: [ChatMessage] = []
                     if let systemTemplate {
                         messages.append(.system(try systemTemplate.render(
@@ -174,7 +213,7 @@ struct Eval: AsyncParsableCommand {
         } catch is CancellationError {
             await printer.value
             print("Run \"\(name)\" interrupted; committed results are kept in \(xeroml.path). Continue with --resume.")
-            throw ExitCode(130)
+            throw interruptedExitCode
         } catch let error as XeroMLError where error.code == .alreadyExists {
             continuation.finish()
             await printer.value
@@ -188,6 +227,20 @@ struct Eval: AsyncParsableCommand {
         print(report.format())
         print("  model: \(modelConfiguration.model) at \(modelConfiguration.baseURL.absoluteString)")
         print("  url: \(xeroml.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(report.run.id))")
+        let failed = report.run.errorCount
+        if failed > 0 {
+            if verbose {
+                print("")
+                try await printErrors(of: report.run, in: xeroml)
+            } else {
+                print("  \(failed) failed item\(failed == 1 ? "" : "s"): `xeroml runs show \(report.run.id) --errors --db \(xeroml.path)` prints the errors in full")
+            }
+        }
+        if failed > maxErrors {
+            FileHandle.standardError.write(Data(
+                "xeroml eval: \(failed) of \(report.run.itemCount) items failed (--max-errors \(maxErrors)); exit status 3\n".utf8))
+            throw ExitCode(3)
+        }
     }
 
     /// The model under test and the judge: flags first, then the XEROML_JUDGE_* variables.
@@ -203,17 +256,26 @@ struct Eval: AsyncParsableCommand {
                 --model llama3.1:8b), or set \(ChatConfiguration.baseURLVariable) and \(ChatConfiguration.modelVariable)
                 """)
         }
-        let apiKey: String?
-        if let apiKeyEnv {
-            guard let key = variable(apiKeyEnv) else { throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set") }
-            apiKey = key
-        } else {
-            apiKey = variable(ChatConfiguration.apiKeyVariable) ?? variable(ChatConfiguration.fallbackAPIKeyVariable)
+        let environmentJudgeURL = variable(ChatConfiguration.baseURLVariable)
+        /// The key of an endpoint without a key flag: XEROML_JUDGE_API_KEY belongs to
+        /// XEROML_JUDGE_BASE_URL when that is set; OPENAI_API_KEY is everyone's default.
+        func environmentKey(for url: URL) -> String? {
+            if let environmentJudgeURL, !Self.sameEndpoint(environmentJudgeURL, url.absoluteString) {
+                return variable(ChatConfiguration.fallbackAPIKeyVariable)
+            }
+            return variable(ChatConfiguration.apiKeyVariable) ?? variable(ChatConfiguration.fallbackAPIKeyVariable)
         }
+        func flaggedKey(_ name: String?, flag: String) throws -> String? {
+            guard let name else { return nil }
+            guard let key = variable(name) else { throw CommandError("\(flag) \(name): the variable is not set") }
+            return key
+        }
+        let modelURL = try Self.endpointURL(baseText, flag: baseURL == nil ? ChatConfiguration.baseURLVariable : "--base-url")
+        let apiKey = try flaggedKey(apiKeyEnv, flag: "--api-key-env") ?? environmentKey(for: modelURL)
         var modelConfiguration = ChatConfiguration(
-            baseURL: try Self.endpointURL(baseText, flag: baseURL == nil ? ChatConfiguration.baseURLVariable : "--base-url"),
-            model: modelName, apiKey: apiKey, temperature: temperature, maxTokens: maxTokens,
+            baseURL: modelURL, model: modelName, apiKey: apiKey, temperature: temperature, maxTokens: maxTokens,
             timeout: .milliseconds(Int64(timeout * 1000)))
+        // The model under test answers in free text; judges ask for structured output.
         modelConfiguration.structuredOutput = false
 
         var judge: ChatConfiguration
@@ -222,6 +284,7 @@ struct Eval: AsyncParsableCommand {
                 var copy = modelConfiguration
                 copy.temperature = 0
                 copy.maxTokens = nil
+                copy.structuredOutput = true
                 return copy
             }()
         } catch {
@@ -229,8 +292,25 @@ struct Eval: AsyncParsableCommand {
         }
         if let judgeBaseURL { judge.baseURL = try Self.endpointURL(judgeBaseURL, flag: "--judge-base-url") }
         if let judgeModel { judge.model = judgeModel }
+        // A key goes only where it was given: the judge's own, else the model's when they share an endpoint.
+        judge.apiKey = try flaggedKey(judgeAPIKeyEnv, flag: "--judge-api-key-env")
+            ?? (Self.sameEndpoint(judge.baseURL.absoluteString, modelURL.absoluteString) ? apiKey : environmentKey(for: judge.baseURL))
         judge.timeout = .milliseconds(Int64(timeout * 1000))
         return (modelConfiguration, judge)
+    }
+
+    /// Whether two base URLs name the same endpoint (scheme, host, port and path; a trailing slash
+    /// and case of scheme and host aside).
+    static func sameEndpoint(_ a: String, _ b: String) -> Bool {
+        func normal(_ text: String) -> String? {
+            guard let url = URLComponents(string: text) else { return nil }
+            var path = url.path
+            while path.hasSuffix("/") { path.removeLast() }
+            let scheme = url.scheme?.lowercased() ?? ""
+            let port = url.port ?? (scheme == "https" ? 443 : 80)
+            return "\(scheme)://\(url.host?.lowercased() ?? ""):\(port)\(path)"
+        }
+        return normal(a) != nil && normal(a) == normal(b)
     }
 
     /// Fails before any request when a placeholder resolves in none of the first items.

@@ -1,4 +1,6 @@
+import ArgumentParser
 import Foundation
+import Synchronization
 import XeroML
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -35,7 +37,9 @@ struct ProgressPrinter: Sendable {
         if p.failed > 0 { text += ", \(p.failed) failed" }
         if p.retries > 0 { text += ", \(p.retries) retries" }
         if p.skipped > 0 { text += ", \(p.skipped) already done" }
-        if let eta = p.estimatedRemaining, !p.isFinished { text += ", ETA \(formatSeconds(eta))" }
+        if let eta = p.estimatedRemaining, !p.isFinished, p.pausedFor == nil { text += ", ETA \(formatSeconds(eta))" }
+        if let pause = p.pausedFor { text += ", paused \(formatSeconds(pause)) (the server asked to wait: Retry-After)" }
+        if let failure = p.writeFailure { text += ", STOPPING: results cannot be stored (\(failure.prefix(160)))" }
         return text
     }
 
@@ -56,21 +60,38 @@ func formatSeconds(_ d: Duration) -> String {
     return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60)
 }
 
-/// Runs `body` so that Ctrl-C cancels it cleanly (in-flight items are cancelled, committed results
-/// stay, the run is marked interrupted); a second Ctrl-C exits at once.
+/// The signal that interrupted the last ``withInterruptHandling(_:)`` body, if any.
+private let interruptingSignal = Mutex<Int32?>(nil)
+
+/// The exit status after an interruption: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM, 129 for
+/// SIGHUP), as shells report a process ended by that signal.
+var interruptedExitCode: ExitCode { ExitCode(128 + (interruptingSignal.withLock { $0 } ?? SIGINT)) }
+
+/// Runs `body` so that Ctrl-C, SIGTERM (what CI runners and `kill` send) and SIGHUP (a closed
+/// terminal) cancel it cleanly: in-flight items are cancelled, every finished result is written, the
+/// run is marked interrupted. A second signal exits at once.
 func withInterruptHandling<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
     let task = Task { try await body() }
-    source.setEventHandler {
-        if task.isCancelled { exit(130) }
-        FileHandle.standardError.write(Data("\ninterrupted: stopping; committed results are kept (Ctrl-C again to quit now)\n".utf8))
-        task.cancel()
+    var sources: [any DispatchSourceSignal] = []
+    for signo in [SIGINT, SIGTERM, SIGHUP] {
+        signal(signo, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+        source.setEventHandler {
+            if task.isCancelled { exit(128 + signo) }
+            interruptingSignal.withLock { $0 = signo }
+            let name = signo == SIGINT ? "Ctrl-C" : signo == SIGTERM ? "SIGTERM" : "SIGHUP"
+            FileHandle.standardError.write(Data(
+                "\ninterrupted (\(name)): stopping; finished results are written (\(name == "Ctrl-C" ? "Ctrl-C" : "a signal") again to quit now)\n".utf8))
+            task.cancel()
+        }
+        source.resume()
+        sources.append(source)
     }
-    source.resume()
     defer {
-        source.cancel()
-        signal(SIGINT, SIG_DFL)
+        for (source, signo) in zip(sources, [SIGINT, SIGTERM, SIGHUP]) {
+            source.cancel()
+            signal(signo, SIG_DFL)
+        }
     }
     return try await task.value
 }

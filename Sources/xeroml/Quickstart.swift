@@ -70,7 +70,7 @@ struct Quickstart: AsyncParsableCommand {
                 } catch is CancellationError {
                     await printer.value
                     print("Run \"\(name)\" interrupted; committed results are kept in \(xeroml.path).")
-                    throw ExitCode(130)
+                    throw interruptedExitCode
                 }
                 await printer.value
             }

@@ -135,7 +135,9 @@ import XeroMLSQLite
 }
 
 @Suite(.timeLimit(.minutes(3))) struct InterruptTests {
-    @Test func ctrlCStopsTheRunCleanlyAndItCanBeResumed() async throws {
+    /// Ctrl-C, SIGTERM (CI runners, `kill`) and SIGHUP (a closed terminal) all stop the run cleanly.
+    @Test(arguments: [SIGINT, SIGTERM, SIGHUP])
+    func aSignalStopsTheRunCleanlyAndItCanBeResumed(_ signo: Int32) async throws {
         let path = temporaryDirectory().appendingPathComponent("interrupted.sqlite").path
         // 26 items × 300 ms at concurrency 2: about 4 s, interrupted after the first results.
         let process = try startCLI(["quickstart", "--db", path, "--latency-ms", "300", "--concurrency", "2"])
@@ -146,9 +148,11 @@ import XeroMLSQLite
                 .queryFirst("SELECT count(*) FROM run_items") { $0.int(0) }) ?? 0
             if committed >= 2 { break }
         }
-        kill(process.process.processIdentifier, SIGINT)
+        let signalled = ContinuousClock.now
+        kill(process.process.processIdentifier, signo)
         let result = await process.wait()
-        #expect(result.status == 130, "\(result.stdout)\(result.stderr)")
+        #expect(ContinuousClock.now - signalled < .seconds(3), "the signal was answered late")
+        #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("interrupted"))
         let xeroml = try XeroML(path: path)
         let run = try #require(try await xeroml.findRun("lookup-v1", datasetName: "capitals"))
@@ -156,9 +160,18 @@ import XeroMLSQLite
         #expect(run.itemCount >= 2 && run.itemCount < 26)
         let results = try await xeroml.results(runID: run.id)
         #expect(results.allSatisfy { $0.output != nil || $0.error != nil })  // every committed item is whole
+        // Resumed with another task and no evaluators: refused unless asked for, then recorded.
+        await #expect(throws: XeroMLError.self) {
+            try await xeroml.runExperiment(name: "lookup-v1", datasetName: "capitals",
+                                           options: ExperimentOptions(resume: true)) { run in run.setOutput("x") }
+        }
+        var options = ExperimentOptions(resume: true)
+        options.allowConfigurationChange = true
         let resumed = try await xeroml.runExperiment(name: "lookup-v1", datasetName: "capitals",
-                                                     options: ExperimentOptions(resume: true)) { run in run.setOutput("x") }
+                                                     options: options) { run in run.setOutput("x") }
         #expect(resumed.run.status == .finished && resumed.run.itemCount == 26)
         #expect(resumed.progress.skipped == run.itemCount)
+        let changes = try #require(resumed.run.configuration?["resumed_with_changes"]?.arrayValue?.first?["changes"])
+        #expect(changes.jsonString.contains("evaluators"))
     }
 }

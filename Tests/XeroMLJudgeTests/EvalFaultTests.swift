@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+import XeroML
+import XeroMLJudge
+import XeroMLTesting
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `xeroml eval` against servers that misbehave: it never hangs, `--concurrency` is what reaches the
+/// server, keys stay with their hosts, a resume with another configuration is refused, exit statuses
+/// say what happened.
+@Suite(.timeLimit(.minutes(3))) struct EvalFaultTests {
+    static let clock = ContinuousClock()
+
+    func arguments(_ xeroml: XeroML, _ server: FakeOpenAIServer, name: String, _ extra: [String] = []) -> [String] {
+        ["eval", "--db", xeroml.path, "--dataset", "capitals", "--name", name,
+         "--prompt", "Answer with the city only: {{input.question}}", "--model", "tiny-model",
+         "--base-url", server.baseURL.absoluteString] + extra
+    }
+
+    @Test func aSilentServerFailsEveryItemByItsDeadlineAndTheExitStatusSaysSo() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.neverAnswer) }) { server in
+            let start = Self.clock.now
+            let result = try await runCLI(arguments(xeroml, server, name: "silent",
+                                                    ["--timeout", "1", "--max-attempts", "2", "--concurrency", "64"]))
+            let elapsed = Self.clock.now - start
+            #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
+            #expect(result.stderr.contains("3 of 3 items failed"))
+            #expect(result.stdout.contains("--errors"))
+            // 2 attempts of 1 s plus a backoff; far from "forever".
+            #expect(elapsed < .seconds(20), "took \(elapsed)")
+            let run = try #require(try await xeroml.findRun("silent", datasetName: "capitals"))
+            #expect(run.status == .finished && run.errorCount == 3)
+            let results = try await xeroml.results(runID: run.id)
+            #expect(results.allSatisfy { $0.error?.contains("did not answer within") == true && $0.attempts == 2 })
+
+            // The errors in full, grouped.
+            let shown = try await runCLI(["runs", "show", "silent", "--errors", "--db", xeroml.path])
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(shown.stdout.contains("3 × "))
+            #expect(shown.stdout.contains("did not answer within"))
+
+            // --max-errors tolerates them.
+            let tolerated = try await runCLI(arguments(xeroml, server, name: "tolerated",
+                                                       ["--timeout", "0.5", "--max-attempts", "1", "--max-errors", "3", "--verbose"]))
+            #expect(tolerated.status == 0, "\(tolerated.stderr)")
+            #expect(tolerated.stdout.contains("did not answer within"))
+        }
+    }
+
+    @Test(arguments: [SIGINT, SIGTERM, SIGHUP])
+    func aSignalEndsARunWaitingOnASilentServerAndItResumes(_ signo: Int32) async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.stallAfterHeaders) }) { server in
+            let process = try RunningProcess(
+                executable: xeromlExecutable(), arguments: arguments(xeroml, server, name: "stalled", ["--timeout", "60"]),
+                environment: ["XEROML_JUDGE_BASE_URL": "", "XEROML_JUDGE_MODEL": "", "OPENAI_API_KEY": ""],
+                directory: FileManager.default.temporaryDirectory)
+            let deadline = Self.clock.now + .seconds(30)
+            while server.requestCount < 3, Self.clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.requestCount == 3)
+            let signalled = Self.clock.now
+            kill(process.process.processIdentifier, signo)
+            let result = await process.wait()
+            #expect(Self.clock.now - signalled < .seconds(3), "the signal took \(Self.clock.now - signalled)")
+            #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")
+            let run = try #require(try await xeroml.findRun("stalled", datasetName: "capitals"))
+            #expect(run.status == .interrupted && run.itemCount == 0)
+
+            server.handler = EvalCommandTests.handler
+            let resumed = try await runCLI(arguments(xeroml, server, name: "stalled", ["--timeout", "60", "--resume"]))
+            #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+            #expect(try await xeroml.findRun("stalled", datasetName: "capitals")?.status == .finished)
+        }
+    }
+
+    @Test(arguments: [1, 8, 32])
+    func concurrencyIsTheNumberOfRequestsInFlight(_ concurrency: Int) async throws {
+        let xeroml = try temporaryClient()
+        let questions = (0..<(concurrency * 2)).map { "Capital of country \($0)?" }
+        try await makeDataset(xeroml, items: questions.map { ($0, "Paris", nil) })
+        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("Paris").delayed(by: .milliseconds(400)) }) { server in
+            let result = try await runCLI(arguments(xeroml, server, name: "wide", ["--concurrency", "\(concurrency)"]))
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(server.peakConcurrency == concurrency, "peak \(server.peakConcurrency) at --concurrency \(concurrency)")
+            // Latency is the time on the wire, not time queued in the client.
+            let run = try #require(try await xeroml.findRun("wide", datasetName: "capitals"))
+            let results = try await xeroml.results(runID: run.id)
+            let slowest = results.map(\.latency).max() ?? .zero
+            #expect(slowest < .milliseconds(400) + .milliseconds(1_600), "slowest item \(slowest)")
+            #expect(results.allSatisfy { $0.attempts == 1 })
+        }
+    }
+
+    @Test func keysGoOnlyToTheHostTheyWereGivenWith() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in .chat("Paris") }) { model in
+            try await withFakeOpenAIServer(handler: { _ in .judge(score: 0.9) }) { judge in
+                let base = arguments(xeroml, model, name: "keys-1", [
+                    "--api-key-env", "MODEL_KEY", "--evaluator", "helpfulness",
+                    "--judge-base-url", judge.baseURL.absoluteString,
+                ])
+                // The judge has a host of its own and no key of its own: it gets none of the model's.
+                var result = try await runCLI(base, environment: ["MODEL_KEY": "sk-model"])
+                #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+                #expect(model.requests.allSatisfy { $0.header("Authorization") == "Bearer sk-model" })
+                #expect(!judge.requests.isEmpty)
+                #expect(judge.requests.allSatisfy { $0.header("Authorization") == nil })
+                // Judges made by eval ask for structured output, like the library's.
+                #expect(judge.requests.allSatisfy { $0.json?["response_format"] != nil })
+
+                // XEROML_JUDGE_API_KEY goes to the judge's host, not the model's.
+                result = try await runCLI(base.map { $0 == "keys-1" ? "keys-2" : $0 } + ["--judge-cache", "off"],
+                                          environment: ["MODEL_KEY": "sk-model", "XEROML_JUDGE_API_KEY": "sk-judge-env"])
+                #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+                #expect(judge.requests.suffix(3).allSatisfy { $0.header("Authorization") == "Bearer sk-judge-env" })
+                #expect(model.requests.allSatisfy { $0.header("Authorization") == "Bearer sk-model" })
+
+                // --judge-api-key-env names the judge's key.
+                result = try await runCLI(base.map { $0 == "keys-1" ? "keys-3" : $0 }
+                                          + ["--judge-cache", "off", "--judge-api-key-env", "JUDGE_KEY"],
+                                          environment: ["MODEL_KEY": "sk-model", "JUDGE_KEY": "sk-judge"])
+                #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+                #expect(judge.requests.suffix(3).allSatisfy { $0.header("Authorization") == "Bearer sk-judge" })
+            }
+        }
+    }
+
+    @Test func aResumeWithAnotherConfigurationIsRefusedUnlessAllowed() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.neverAnswer) }) { server in
+            // A first attempt that is interrupted.
+            let process = try RunningProcess(
+                executable: xeromlExecutable(), arguments: arguments(xeroml, server, name: "half", ["--temperature", "0.2"]),
+                environment: ["XEROML_JUDGE_BASE_URL": "", "XEROML_JUDGE_MODEL": "", "OPENAI_API_KEY": ""],
+                directory: FileManager.default.temporaryDirectory)
+            while server.requestCount < 3 { try await Task.sleep(for: .milliseconds(20)) }
+            kill(process.process.processIdentifier, SIGINT)
+            _ = await process.wait()
+
+            server.handler = EvalCommandTests.handler
+            let changed = arguments(xeroml, server, name: "half", ["--temperature", "0.7", "--resume"])
+                .map { $0 == "tiny-model" ? "other-model" : $0 }
+            let refused = try await runCLI(changed)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains(#"model: was "tiny-model", now "other-model""#), "\(refused.stderr)")
+            #expect(refused.stderr.contains("temperature: was 0.2, now 0.7"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("--allow-changes"))
+            #expect(server.requestCount == 3, "a refused resume calls nothing")
+
+            let allowed = try await runCLI(changed + ["--allow-changes"])
+            #expect(allowed.status == 0, "\(allowed.stdout)\(allowed.stderr)")
+            let shown = try await runCLI(["runs", "show", "half", "--db", xeroml.path])
+            #expect(shown.stdout.contains("resumed with changes"), "\(shown.stdout)")
+        }
+    }
+
+    @Test func aLongRetryAfterFailsTheItemInsteadOfPausingTheRun() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: EvalCommandTests.handler) { server in
+            server.enqueue(.rateLimited(retryAfter: "600"))
+            let start = Self.clock.now
+            let result = try await runCLI(arguments(xeroml, server, name: "patient",
+                                                    ["--concurrency", "1", "--max-retry-after", "2", "--max-errors", "1"]))
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(Self.clock.now - start < .seconds(15), "a 600 s Retry-After held the run")
+            let run = try #require(try await xeroml.findRun("patient", datasetName: "capitals"))
+            #expect(run.errorCount == 1)
+        }
+    }
+
+    @Test func aShortRetryAfterPauseShowsOnTheProgressLine() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: EvalCommandTests.handler) { server in
+            server.enqueue(.rateLimited(retryAfter: "3"))
+            let result = try await runCLI(arguments(xeroml, server, name: "paused", ["--concurrency", "1"]))
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stderr.contains("paused"), "\(result.stderr)")
+            #expect(result.stderr.contains("Retry-After"))
+        }
+    }
+}
