@@ -44,7 +44,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite"]),
+        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLJudge", "XeroMLHTTP", "XeroMLTesting"]),
         // Started and killed by the crash-recovery tests; not a product.
         .executableTarget(name: "xeroml-testhelper", dependencies: ["XeroML"]),
         .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),

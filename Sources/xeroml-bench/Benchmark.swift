@@ -22,8 +22,9 @@ struct Benchmark {
         case "scheduler": try await SchedulerBenchmark(items: option("--scheduler-items", default: 10_000)).run()
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         case "compare": try await CompareBenchmark(items: items).run()
+        case "http": try await HTTPBenchmark(concurrencies: [8, 32, 128]).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, http\n".utf8))
             exit(2)
         }
     }

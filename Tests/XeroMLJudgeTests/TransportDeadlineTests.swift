@@ -80,7 +80,8 @@ import XeroMLTesting
             let cancelled = Self.clock.now
             group.cancel()
             _ = await group.result
-            #expect(Self.clock.now - cancelled < .seconds(2))
+            // Without the fix this never ended; the bound leaves room for a loaded machine.
+            #expect(Self.clock.now - cancelled < .seconds(10))
         }
     }
 

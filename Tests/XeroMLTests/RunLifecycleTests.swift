@@ -116,7 +116,8 @@ import Glibc
         let cancelled = Self.clock.now
         task.cancel()
         _ = await task.result
-        #expect(Self.clock.now - cancelled < .seconds(2), "cancellation took \(Self.clock.now - cancelled)")
+        // The lock timeout is 60 s; a cancelled wait ends at once (slack for a loaded machine).
+        #expect(Self.clock.now - cancelled < .seconds(10), "cancellation took \(Self.clock.now - cancelled)")
     }
 
     @Test func aFullFileStopsTheRunAndNothingIsCountedTwice() async throws {
