@@ -189,3 +189,44 @@ extension JSONValue {
     var objectValue: [String: JSONValue]? { if case .object(let members) = self { members } else { nil } }
     var arrayValue: [JSONValue]? { if case .array(let elements) = self { elements } else { nil } }
 }
+
+// MARK: - Scoped experiments
+
+extension XeroML {
+    /// Creates an experiment, runs `body` with it, and finishes it whatever happens: every result is
+    /// committed and the run is marked finished when `body` returns, failed when it throws,
+    /// interrupted when it is cancelled. The scoped form of
+    /// ``createExperiment(name:datasetName:description:metadata:evaluators:)-(_,_,_,_,[any Evaluator])``
+    /// plus ``Experiment/finish(status:)``, for code that must not forget either.
+    ///
+    /// ```swift
+    /// let results = try await xeroml.withExperiment(name: "prompt-v2", datasetName: "capitals") { experiment in
+    ///     for item in try await xeroml.dataset(named: "capitals").items {
+    ///         try await experiment.runItem(item) { run in run.setOutput(.string(try await myModel(run.input))) }
+    ///     }
+    ///     return try await experiment.results()
+    /// }
+    /// ```
+    ///
+    /// Without it, a program that returns without ``flush()`` or ``Experiment/finish(status:)`` still
+    /// loses nothing when it exits normally: pending results are written at exit and its unfinished
+    /// runs are marked interrupted. A process killed by a signal it does not handle commits only what
+    /// the writer had committed (within milliseconds of each result).
+    public func withExperiment<T>(
+        name: String, datasetName: String? = nil, description: String? = nil, metadata: JSONValue? = nil,
+        evaluators: [any Evaluator] = [], _ body: (Experiment) async throws -> T
+    ) async throws -> T {
+        let experiment = try await createExperiment(name: name, datasetName: datasetName, description: description,
+                                                    metadata: metadata, evaluators: evaluators)
+        let value: T
+        do {
+            value = try await body(experiment)
+        } catch {
+            let status: RunStatus = error is CancellationError || Task.isCancelled ? .interrupted : .failed
+            try? await experiment.finish(status: status)
+            throw error
+        }
+        try await experiment.finish()
+        return value
+    }
+}

@@ -168,6 +168,7 @@ final class Store: Sendable {
             readers = try (0..<max(1, readerCount)).map { i in
                 try DatabaseQueue(path: path, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
             }
+            OpenStores.register(self)
         } catch let error as MigrationError {
             throw XeroMLError.newerSchema(path: path, detail: error.description)
         } catch let error as SQLiteError {
@@ -426,6 +427,23 @@ final class Store: Sendable {
         writer.async { db in try? db.execute("PRAGMA wal_checkpoint(PASSIVE)") }
     }
 
+    /// Writes what is still pending when the process exits (the `exit` of a program that returned
+    /// without flushing) and marks this process's runs that are still running as interrupted. Does not
+    /// wait for another process's lock. Called on the exiting thread, never on the writer's.
+    func drainAtExit() {
+        abortLockWaits()
+        let flag = CancellationFlag()
+        flag.set()
+        writer.sync { db in
+            drain(db, abort: flag, final: true)
+            let owner = RunOwner.current
+            try? db.run("""
+                UPDATE experiment_runs SET status = 'interrupted', finished_us = ?
+                WHERE status = 'running' AND owner_host = ? AND owner_pid = ?
+                """, [.integer(nowMicroseconds()), .text(owner.host), .integer(Int64(owner.processID))])
+        }
+    }
+
     /// Runs a statement on the writer connection outside any transaction (for tests: e.g.
     /// `PRAGMA max_page_count`, to make the file "full").
     func configureWriter(_ sql: String) async throws {
@@ -500,5 +518,32 @@ final class Store: Sendable {
                 ])
             }
         }
+    }
+}
+
+/// The stores open in this process, weakly, so that what they hold is written when the process exits
+/// normally (`atexit`), as a program that forgot ``XeroML/flush()`` expects.
+enum OpenStores {
+    private final class Weak: @unchecked Sendable {
+        // Written once at registration, read at exit under the registry's lock.
+        weak var store: Store?
+        init(_ store: Store) { self.store = store }
+    }
+    private static let registry = Mutex<[Weak]>([])
+    private static let installed = Atomic<Bool>(false)
+
+    static func register(_ store: Store) {
+        registry.withLock { list in
+            list.removeAll { $0.store == nil }
+            list.append(Weak(store))
+        }
+        if !installed.exchange(true, ordering: .relaxed) {
+            atexit { OpenStores.drainAll() }
+        }
+    }
+
+    static func drainAll() {
+        let stores = registry.withLock { $0.compactMap(\.store) }
+        for store in stores { store.drainAtExit() }
     }
 }

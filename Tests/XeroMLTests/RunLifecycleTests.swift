@@ -222,4 +222,39 @@ import Glibc
         #expect(changes.count == 1)
         #expect(changes.first?["changes"]?.jsonString.contains("model") == true)
     }
+
+    @Test func aProgramThatForgetsToFlushLosesNothing() async throws {
+        let path = temporaryDirectory().appendingPathComponent("forgetful.sqlite").path
+        let helper = xeromlExecutable().deletingLastPathComponent().appendingPathComponent("xeroml-testhelper")
+        let result = try await RunningProcess(executable: helper, arguments: ["no-flush", path, "5000"],
+                                              directory: FileManager.default.temporaryDirectory).wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("recorded 5000"))
+        let xeroml = try XeroML(path: path)
+        let run = try #require(try await xeroml.runs().first)
+        #expect(run.itemCount == 5000)
+        #expect(run.status == .interrupted && run.storedStatus == .interrupted)
+        let results = try await xeroml.results(runID: run.id)
+        #expect(results.filter { $0.score("ok") == 1 }.count == 5000)
+    }
+
+    @Test func withExperimentFinishesTheRunOrMarksItFailed() async throws {
+        let xeroml = try await store(items: 5)
+        let dataset = try await xeroml.dataset(named: "numbers")
+        let count = try await xeroml.withExperiment(name: "scoped", datasetName: "numbers") { experiment in
+            for item in dataset.items { try await experiment.runItem(item) { run in run.setOutput(.int(1)) } }
+            return dataset.items.count
+        }
+        #expect(count == 5)
+        #expect(try await xeroml.findRun("scoped", datasetName: "numbers")?.status == .finished)
+        struct Broken: Error {}
+        await #expect(throws: Broken.self) {
+            try await xeroml.withExperiment(name: "broken", datasetName: "numbers") { experiment in
+                try await experiment.runItem(dataset.items[0]) { run in run.setOutput(.int(1)) }
+                throw Broken()
+            }
+        }
+        let broken = try #require(try await xeroml.findRun("broken", datasetName: "numbers"))
+        #expect(broken.status == .failed && broken.itemCount == 1)
+    }
 }
