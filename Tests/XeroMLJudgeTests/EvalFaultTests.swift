@@ -66,7 +66,7 @@ import Glibc
             let signalled = Self.clock.now
             kill(process.process.processIdentifier, signo)
             let result = await process.wait()
-            #expect(Self.clock.now - signalled < .seconds(3), "the signal took \(Self.clock.now - signalled)")
+            #expect(Self.clock.now - signalled < .seconds(6), "the signal took \(Self.clock.now - signalled)")
             #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")
             let run = try #require(try await xeroml.findRun("stalled", datasetName: "capitals"))
             #expect(run.status == .interrupted && run.itemCount == 0)
@@ -91,7 +91,7 @@ import Glibc
             let run = try #require(try await xeroml.findRun("wide", datasetName: "capitals"))
             let results = try await xeroml.results(runID: run.id)
             let slowest = results.map(\.latency).max() ?? .zero
-            #expect(slowest < .milliseconds(400) + .milliseconds(1_600), "slowest item \(slowest)")
+            #expect(slowest < .seconds(4), "slowest item \(slowest)")
             #expect(results.allSatisfy { $0.attempts == 1 })
         }
     }

@@ -58,8 +58,8 @@ import XeroMLTesting
             let result = await request.result
             let elapsed = Self.clock.now - cancelled
             #expect(throws: CancellationError.self) { try result.get() }
-            // "About a second" on a loaded machine; without the fix it never ended.
-            #expect(elapsed < .seconds(2), "cancellation took \(elapsed)")
+            // About a second, with room for a loaded machine; the request's own deadline is 60 s.
+            #expect(elapsed < .seconds(6), "cancellation took \(elapsed)")
         }
     }
 
@@ -111,7 +111,7 @@ import XeroMLTesting
 
     @Test(arguments: [1, 8, 64])
     func concurrentRequestsAreAllOnTheWire(_ concurrency: Int) async throws {
-        let delay = Duration.milliseconds(400)
+        let delay = Duration.seconds(1)
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("ok").delayed(by: delay) }) { server in
             let transport = URLSessionTransport(timeout: .seconds(30))
             let url = server.baseURL
@@ -127,9 +127,9 @@ import XeroMLTesting
             }
             #expect(server.peakConcurrency == concurrency, "peak \(server.peakConcurrency) of \(concurrency)")
             // No request waited in a client queue for others to finish: queued behind a cap of 6, the
-            // slowest of 64 took 4.4 s here; on the wire, about one delay plus machine load.
+            // slowest of 64 would take 11 delays; on the wire, one delay plus machine load.
             let slowest = latencies.max() ?? .zero
-            #expect(slowest < delay + .milliseconds(1_600), "the slowest of \(concurrency) took \(slowest)")
+            #expect(slowest < delay * 5, "the slowest of \(concurrency) took \(slowest)")
         }
     }
 }
