@@ -38,10 +38,10 @@ public func expectGate(_ report: GateReport, sourceLocation: SourceLocation = #_
 /// Swift Testing issue with the report when one fails.
 @discardableResult
 public func expectGate(_ run: ExperimentReport, in client: XeroML, _ conditions: [GateCondition],
-                       baseline: String? = nil, options: ComparisonOptions = ComparisonOptions(),
+                       baseline: String? = nil, options: ComparisonOptions = ComparisonOptions(), allowPartial: Bool = false,
                        sourceLocation: SourceLocation = #_sourceLocation) async throws -> GateReport {
     let report = try await client.gate(run: run.run.id, conditions: conditions, baseline: baseline,
-                                       datasetName: run.run.datasetName, options: options)
+                                       datasetName: run.run.datasetName, options: options, allowPartial: allowPartial)
     expectGate(report, sourceLocation: sourceLocation)
     return report
 }

@@ -22,10 +22,10 @@ public func XCTAssertGate(_ report: GateReport, file: StaticString = #filePath, 
 /// Checks `conditions` against a finished run and fails the current XCTest with the report when one fails.
 @discardableResult
 public func XCTAssertGate(_ run: ExperimentReport, in client: XeroML, _ conditions: [GateCondition],
-                          baseline: String? = nil, options: ComparisonOptions = ComparisonOptions(),
+                          baseline: String? = nil, options: ComparisonOptions = ComparisonOptions(), allowPartial: Bool = false,
                           file: StaticString = #filePath, line: UInt = #line) async throws -> GateReport {
     let report = try await client.gate(run: run.run.id, conditions: conditions, baseline: baseline,
-                                       datasetName: run.run.datasetName, options: options)
+                                       datasetName: run.run.datasetName, options: options, allowPartial: allowPartial)
     XCTAssertGate(report, file: file, line: line)
     return report
 }

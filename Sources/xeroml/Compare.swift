@@ -243,7 +243,9 @@ struct GateCommand: AsyncParsableCommand {
         abstract: "Check a run against quality conditions; exit non-zero when one fails.",
         discussion: """
             Exit status: 0 when every condition holds, 1 when at least one fails, 2 when the gate could \
-            not be evaluated (unknown run, unreadable file), 64 for invalid arguments.
+            not be evaluated (unknown run, unreadable file), 3 when the run or the baseline is not \
+            complete (not finished, or missing results; --allow-partial judges them anyway), 64 for \
+            invalid arguments.
             Metrics: any score name (mean, or pass rate of a boolean score), latency_p50, latency_p95 \
             (with a unit: 2s, 150ms), error_rate, cost. See docs/gate.md.
             """)
@@ -257,6 +259,8 @@ struct GateCommand: AsyncParsableCommand {
     var noSignificantRegression = false
     @Option(help: "The dataset, when run names are ambiguous.") var dataset: String?
     @Option(help: "Significance level for --no-significant-regression.") var alpha = 0.05
+    @Flag(help: "Judge an unfinished or partial run (or baseline) on the results it has; the report says it is partial.")
+    var allowPartial = false
     @Option(help: "Write a JUnit XML report here.") var junit: String?
     @Option(help: "Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).") var markdown: String?
 
@@ -283,7 +287,7 @@ struct GateCommand: AsyncParsableCommand {
         do {
             let xeroml = try store.open()
             report = try await xeroml.gate(run: run, conditions: try conditions(), baseline: baseline, datasetName: dataset,
-                                           options: ComparisonOptions(alpha: alpha))
+                                           options: ComparisonOptions(alpha: alpha), allowPartial: allowPartial)
             if let junit { try report.junitXML().write(toFile: junit, atomically: true, encoding: .utf8) }
             if let markdown {
                 // Append, as CI step-summary files expect.
@@ -304,6 +308,7 @@ struct GateCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         print(report.format())
+        if !report.incomplete.isEmpty { throw ExitCode(3) }
         if !report.passed { throw ExitCode(1) }
     }
 }

@@ -131,16 +131,26 @@ public struct GateReport: Sendable, Hashable {
     public var conditions: [GateConditionResult]
     /// Every item of the run, with why it failed (an error, or a score below a minimum), if it did.
     public var itemVerdicts: [GateItemVerdict] = []
+    /// Why the run or the baseline is not complete (not finished, or missing results), when the gate
+    /// was not told to allow partial runs: the gate then fails whatever the conditions say.
+    public var incomplete: [String] = []
+    /// The same reasons when partial runs were allowed on purpose: the report says so, the gate judges
+    /// the results there are.
+    public var partial: [String] = []
 
-    /// Whether every condition holds.
-    public var passed: Bool { conditions.allSatisfy(\.passed) }
+    /// Whether the runs are complete (or allowed partial) and every condition holds.
+    public var passed: Bool { incomplete.isEmpty && conditions.allSatisfy(\.passed) }
     /// The conditions that failed.
     public var failures: [GateConditionResult] { conditions.filter { !$0.passed } }
 
     /// A readable report: each condition with ✓/✗, then the items behind failures.
     public func format() -> String {
         var lines = ["Gate for run \"\(runName)\"" + (baselineName.map { " against \"\($0)\"" } ?? "") + ": "
-                     + (passed ? "PASSED" : "FAILED")]
+                     + (passed ? "PASSED" : incomplete.isEmpty ? "FAILED" : "INCOMPLETE")]
+        for reason in incomplete {
+            lines.append("  ✗ incomplete: \(reason) (finish or resume it, or allow partial runs on purpose)")
+        }
+        for reason in partial { lines.append("  ! partial (allowed): \(reason)") }
         for result in conditions {
             lines.append("  \(result.passed ? "✓" : "✗") \(result.condition): \(result.detail)")
             for item in result.items {
@@ -308,9 +318,21 @@ extension ExperimentResults {
 
 extension XeroML {
     /// Checks quality-gate conditions against a stored run, comparing it with `baseline` when given.
+    ///
+    /// By default both runs must be complete: finished, with a result for every (item, repetition) of
+    /// their dataset version, and the run with no fewer results than the baseline. Otherwise the report
+    /// is ``GateReport/incomplete`` and fails, whatever the conditions say. With `allowPartial` the
+    /// conditions judge the results there are and the report lists what is missing as
+    /// ``GateReport/partial``.
     public func gate(run: String, conditions: [GateCondition], baseline: String? = nil, datasetName: String? = nil,
-                     options: ComparisonOptions = ComparisonOptions()) async throws -> GateReport {
+                     options: ComparisonOptions = ComparisonOptions(), allowPartial: Bool = false) async throws -> GateReport {
         guard let found = try await findRun(run, datasetName: datasetName) else { throw XeroMLError.notFound("run \"\(run)\"") }
+        var baselineRun: ExperimentRun?
+        if let baseline {
+            baselineRun = try await findRun(baseline, datasetName: datasetName ?? found.datasetName)
+            guard baselineRun != nil else { throw XeroMLError.notFound("baseline run \"\(baseline)\"") }
+        }
+        let missing = try await incompleteness(of: found, baseline: baselineRun)
         let results = try await self.results(runID: found.id)
         var comparison: RunComparison?
         if let baseline {
@@ -319,6 +341,8 @@ extension XeroML {
         } else if conditions.contains(.noSignificantRegression) {
             throw XeroMLError(.invalidArgument, "the condition \"no significant regression\" needs a baseline run")
         }
-        return Gate.evaluate(conditions, results: results, comparison: comparison)
+        var report = Gate.evaluate(conditions, results: results, comparison: comparison)
+        if allowPartial { report.partial = missing } else { report.incomplete = missing }
+        return report
     }
 }
