@@ -194,7 +194,16 @@ public final class Experiment: Sendable {
                 evaluations = [Evaluation(name: evaluator.name, value: .unscored(describeError(error)))]
             }
             let now = nowMicroseconds()
-            for evaluation in evaluations {
+            // A score name has one source per item: the task's score stands and an evaluator's of the
+            // same name is refused (unscored, with the reason), so `result.score`, summaries, compare
+            // and the gate all read the same value.
+            let taskNames = Set(pending.batch.scores.filter { $0.evaluator == nil }.map(\.name))
+            for var evaluation in evaluations {
+                if taskNames.contains(evaluation.name) {
+                    evaluation = Evaluation(name: evaluation.name, value: .unscored(
+                        "the task already recorded a score named \"\(evaluation.name)\" on this item; a score name has "
+                        + "one source: rename the task's score or the evaluator (\(evaluator.name))"))
+                }
                 pending.batch.scores.append(ScoreRow(
                     id: UUIDv7.make(), runID: id, runItemID: runItem.id, traceID: runItem.traceID,
                     observationID: evaluation.observationID, name: evaluation.name, value: evaluation.value,

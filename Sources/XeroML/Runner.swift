@@ -157,6 +157,7 @@ extension XeroML {
         // Whatever happens, the progress stream ends, so a consumer waiting on it returns.
         defer { options.progress?.finish() }
         try options.validate()
+        try Self.checkEvaluatorNames(evaluators)
         let experiment = try await openExperiment(name: name, datasetName: datasetName, description: description,
                                                   metadata: metadata, evaluators: evaluators,
                                                   runEvaluators: runEvaluators, options: options)

@@ -20,6 +20,7 @@ extension XeroML {
     func createExperiment(name: String, datasetName: String?, description: String?, metadata: JSONValue?,
                           evaluators: [any Evaluator], runEvaluators: [any RunEvaluator]) async throws -> Experiment {
         try Self.validateName(name, what: "run")
+        try Self.checkEvaluatorNames(evaluators)
         let configuration = RunConfiguration(metadata: metadata, evaluators: evaluators.map(\.configurationFingerprint),
                                              runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" })
         let row = try await store.write { db -> ExperimentRun in
@@ -60,6 +61,18 @@ extension XeroML {
                                  metadata: JSONValue? = nil, evaluators names: [String]) async throws -> Experiment {
         try await createExperiment(name: name, datasetName: datasetName, description: description, metadata: metadata,
                                    evaluators: evaluators.make(names))
+    }
+
+    /// Two evaluators of one name would record two scores of that name on every item, which no reader
+    /// could tell apart: refused before the run starts.
+    static func checkEvaluatorNames(_ evaluators: [any Evaluator]) throws {
+        var seen: Set<String> = []
+        for evaluator in evaluators where !seen.insert(evaluator.name).inserted {
+            throw XeroMLError(.invalidArgument, """
+                two evaluators are named "\(evaluator.name)"; each score name has one source: give one of them \
+                another name (most evaluators take `name:`)
+                """)
+        }
     }
 
     static let runColumns = """

@@ -87,3 +87,31 @@ import XeroMLTesting
         }
     }
 }
+
+/// A score name has one source per item: the task's stands, an evaluator's of the same name is refused
+/// with the reason, and every reader sees the same value.
+@Suite(.timeLimit(.minutes(1))) struct ScoreSourceTests {
+    @Test func aTaskScoreAndAnEvaluatorOfTheSameNameAreNotMerged() async throws {
+        let xeroml = try temporaryClient()
+        let lines = (0..<10).map { #"{"id": "\#($0)", "input": \#($0), "expected_output": \#($0 * 2)}"# }
+        try await xeroml.importDataset(name: "numbers", from: writeFile("numbers.jsonl", lines.joined(separator: "\n")))
+        // The task calls every answer wrong under the evaluator's name; the evaluator would say right.
+        let report = try await xeroml.runExperiment(name: "clash", datasetName: "numbers", evaluators: [ExactMatch()]) { run in
+            run.setOutput(.int(Int64(run.input.doubleValue ?? 0) * 2))
+            run.score(name: "exact_match", value: false)
+        }
+        let results = try await xeroml.results(runID: report.run.id)
+        #expect(results.allSatisfy { $0.score("exact_match") == 0 })
+        #expect(report.summary.score("exact_match")?.mean == 0)
+        #expect(report.summary.score("exact_match")?.unscored == 10)
+        let refused = results.first?.scores.first { $0.value.isUnscored }
+        #expect(refused?.comment?.contains("the task already recorded a score named \"exact_match\"") == true)
+        let gate = try await xeroml.gate(run: "clash", conditions: [.min("exact_match", 0.5)])
+        #expect(!gate.passed)
+
+        await #expect(throws: XeroMLError.self) {
+            try await xeroml.runExperiment(name: "twice", datasetName: "numbers",
+                                           evaluators: [ExactMatch(), ExactMatch()]) { run in run.setOutput(.int(0)) }
+        }
+    }
+}
