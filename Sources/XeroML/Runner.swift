@@ -248,7 +248,7 @@ extension XeroML {
                               client: self, evaluators: evaluators)
         }
         return try await createExperiment(name: name, datasetName: datasetName, description: description,
-                                          metadata: metadata, evaluators: evaluators)
+                                          metadata: metadata, evaluators: evaluators, runEvaluators: runEvaluators)
     }
 }
 
@@ -273,6 +273,8 @@ struct Runner: Sendable {
     }
 
     func run(source: Source) async throws -> ExperimentReport {
+        // A failure of an earlier run whose results are accounted for does not stop this one.
+        store.forgetSettledFailure()
         let clock = ContinuousClock()
         let start = clock.now
         let counters = Counters()

@@ -80,6 +80,8 @@ struct WriteBatch: Sendable {
     /// instead of being reported as a failure.
     var yieldsToCommittedResult = false
     var rowCount: Int { traces.count + observations.count + runItems.count + scores.count }
+    /// The run this batch records into, if any.
+    var runID: String? { runItems.first?.runID ?? scores.first?.runID ?? traces.first?.runID }
 }
 
 extension JSONValue? {
@@ -133,6 +135,8 @@ final class Store: Sendable {
         var lostResults = 0
         /// Bumped by a cancelled caller: every lock wait in progress gives up.
         var abortGeneration = 0
+        /// When the writer last refreshed run heartbeats in a commit.
+        var lastHeartbeatUs: Int64 = 0
     }
 
     init(path: String, readerCount: Int = 2, lockTimeout: Duration = Store.defaultLockTimeout, logger: Logger) throws {
@@ -142,8 +146,9 @@ final class Store: Sendable {
         do {
             // The writer commits in the background, below the tasks that produce results: on a busy
             // machine the experiment's tasks keep their cores and batches grow instead.
-            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer",
-                                       busyTimeoutMilliseconds: Self.writerBusySliceMilliseconds, priority: .background)
+            // Opened with the usual busy timeout, so switching a new file to WAL waits for another
+            // process setting it up; the short slice is set once the file is ready (below).
+            writer = try DatabaseQueue(path: path, mode: .readWrite, label: "xeroml.writer", priority: .background)
             try writer.sync { db in
                 let appID = try db.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
                 let tables = try db.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
@@ -164,6 +169,7 @@ final class Store: Sendable {
                         Thread.sleep(forTimeInterval: 0.005)
                     }
                 }
+                try db.execute("PRAGMA busy_timeout = \(Self.writerBusySliceMilliseconds)")
             }
             readers = try (0..<max(1, readerCount)).map { i in
                 try DatabaseQueue(path: path, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
@@ -281,7 +287,6 @@ final class Store: Sendable {
                 drain(db, abort: cancelled, final: true)
                 return state.withLock { s in
                     defer {
-                        if s.retained.isEmpty && s.lostResults == 0 { s.firstFailure = nil }
                         s.failures.removeAll()
                         s.lostResults = 0
                     }
@@ -301,9 +306,15 @@ final class Store: Sendable {
         }
     }
 
-    /// The first write that failed since the last successful flush, if any. The runner stops
-    /// scheduling new items when it is set.
+    /// The first write that failed since writes last succeeded, if any. The runner stops scheduling
+    /// new items when it is set. It stays set after results were lost (so that a status written next
+    /// does not wait for the lock again) until a write succeeds or a new run starts.
     var writeFailure: XeroMLError? { state.withLock { $0.firstFailure } }
+
+    /// Forgets a write failure whose results are all accounted for, so that a new run tries again.
+    func forgetSettledFailure() {
+        state.withLock { s in if s.retained.isEmpty && s.pending.isEmpty { s.firstFailure = nil } }
+    }
 
     /// Makes every wait for another process's lock in progress give up now.
     func abortLockWaits() {
@@ -329,12 +340,36 @@ final class Store: Sendable {
         // After a failure nobody waits for a lock again until a write succeeds: one wait in total.
         let waitForLock = state.withLock { $0.firstFailure == nil }
         do {
+            var refused: [WriteBatch] = []
             try waitingForLock(abort: abort, wait: waitForLock) {
+                refused = []
                 try db.transaction(.immediate) {
-                    for batch in batches { try insert(batch, into: db) }
+                    // Finished runs do not change: results for a run finished meanwhile (by hand, from
+                    // another process) are refused, not added.
+                    let finished = try Self.finishedRuns(of: batches, in: db)
+                    for batch in batches {
+                        if let runID = batch.runID, finished.contains(runID) { refused.append(batch); continue }
+                        try insert(batch, into: db)
+                    }
+                    try refreshHeartbeats(of: batches, in: db)
                 }
             }
-            state.withLock { s in s.committedBatches += batches.count; s.committedTransactions += 1 }
+            if !refused.isEmpty {
+                let runs = Set(refused.compactMap(\.runID)).sorted().joined(separator: ", ")
+                state.withLock { s in
+                    s.failures.append("run \(runs) was finished meanwhile; finished runs take no more results "
+                                      + "(\(refused.count) result\(refused.count == 1 ? "" : "s") refused)")
+                    if s.firstFailure == nil {
+                        s.firstFailure = XeroMLError(.runNotWritable, "run \(runs) was finished by another process")
+                    }
+                }
+            }
+            state.withLock { s in
+                s.committedBatches += batches.count
+                s.committedTransactions += 1
+                // Writes work again and nothing waits for a retry: the failure is over.
+                if s.retained.isEmpty { s.firstFailure = nil }
+            }
         } catch let error as XeroMLError {
             // Waiting for the lock ran out, or was cut short: nothing of these batches was written.
             retainOrLose(batches, error: error, final: final)
@@ -372,6 +407,33 @@ final class Store: Sendable {
                 s.committedTransactions += committed
             }
         }
+    }
+
+    /// Every few seconds, the commit also refreshes the heartbeat of the runs it writes to, so a run
+    /// driven item by item (not by the runner, whose ticker does it) reads as alive elsewhere.
+    private func refreshHeartbeats(of batches: [WriteBatch], in db: Connection) throws {
+        let now = nowMicroseconds()
+        let due = state.withLock { s in
+            guard now - s.lastHeartbeatUs >= Int64(RunOwner.heartbeatInterval.components.seconds) * 1_000_000 else { return false }
+            s.lastHeartbeatUs = now
+            return true
+        }
+        guard due else { return }
+        for run in Set(batches.compactMap(\.runID)) {
+            try db.run("UPDATE experiment_runs SET heartbeat_us = ? WHERE id = ? AND status = 'running'",
+                       [.integer(now), .text(run)])
+        }
+    }
+
+    /// The runs among those `batches` write to that are finished.
+    static func finishedRuns(of batches: [WriteBatch], in db: Connection) throws -> Set<String> {
+        let runs = Set(batches.compactMap(\.runID))
+        var finished: Set<String> = []
+        for run in runs {
+            let status = try db.queryFirst("SELECT status FROM experiment_runs WHERE id = ?", [.text(run)]) { $0.text(0) }
+            if status == "finished" { finished.insert(run) }
+        }
+        return finished
     }
 
     /// Whether a write that failed with `error` may succeed later: a lock, a full disk or file, an

@@ -85,10 +85,11 @@ public final class XeroML: Sendable {
     ///   ``XeroMLError/Code/storage`` when SQLite cannot open it.
     /// - Parameters:
     ///   - lockTimeout: the longest writes wait, in total, for another process that holds the file's
-    ///     write lock (default 30 s); then they fail with ``XeroMLError/Code/locked`` and a run stops.
-    ///     One wait for everything pending, not one per batch; cancelling the waiting task ends it.
+    ///     write lock (default: ``defaultLockTimeout``, 30 s unless `XEROML_LOCK_TIMEOUT` gives
+    ///     seconds); then they fail with ``XeroMLError/Code/locked`` and a run stops. One wait for
+    ///     everything pending, not one per batch; cancelling the waiting task ends it.
     ///   - logger: where XeroML logs; by default nothing is logged.
-    public init(path: String, lockTimeout: Duration = .seconds(30), logger: Logger? = nil) throws {
+    public init(path: String, lockTimeout: Duration = XeroML.defaultLockTimeout, logger: Logger? = nil) throws {
         self.path = path
         self.logger = logger ?? Logger(label: "xeroml", factory: { _ in SwiftLogNoOpLogHandler() })
         self.store = try Store(path: path, lockTimeout: lockTimeout, logger: self.logger)
@@ -97,12 +98,26 @@ public final class XeroML: Sendable {
     /// Opens the store at `path` like ``init(path:lockTimeout:logger:)``, without blocking the calling task's
     /// thread: opening, checking and migrating the file run on a thread of their own. Prefer it in
     /// async code, where the initializer would hold a cooperative thread while SQLite waits on a lock.
-    public static func open(path: String, lockTimeout: Duration = .seconds(30), logger: Logger? = nil) async throws -> XeroML {
+    public static func open(path: String, lockTimeout: Duration = XeroML.defaultLockTimeout,
+                            logger: Logger? = nil) async throws -> XeroML {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
                 continuation.resume(with: Result { try XeroML(path: path, lockTimeout: lockTimeout, logger: logger) })
             }
         }
+    }
+
+    /// The environment variable giving the default lock timeout in seconds: `XEROML_LOCK_TIMEOUT`.
+    public static let lockTimeoutEnvironmentVariable = "XEROML_LOCK_TIMEOUT"
+
+    /// How long writes wait, in total, for another process's write lock unless told otherwise:
+    /// `$XEROML_LOCK_TIMEOUT` seconds when it is a number from 0 to 86400, else 30 s.
+    public static var defaultLockTimeout: Duration {
+        if let text = ProcessInfo.processInfo.environment[lockTimeoutEnvironmentVariable],
+           let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds <= 86_400 {
+            return .milliseconds(Int64(seconds * 1000))
+        }
+        return .seconds(30)
     }
 
     /// The path the shared client uses: `$XEROML_DB`, else `xeroml.sqlite`.

@@ -81,7 +81,7 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible {
         let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
         return XeroMLError(.locked, """
             another process holds the write lock of \(path) (waited \(String(format: "%.1f", seconds)) s); \
-            find it with `fuser \(path)` or `lsof \(path)`, or raise the lock timeout
+            find it with `fuser \(path)` or `lsof \(path)`, or wait longer (XEROML_LOCK_TIMEOUT=SECONDS, or lockTimeout:)
             """, underlying: underlying)
     }
     static func notFound(_ what: String) -> XeroMLError { XeroMLError(.notFound, "\(what) not found") }

@@ -257,4 +257,45 @@ import Glibc
         let broken = try #require(try await xeroml.findRun("broken", datasetName: "numbers"))
         #expect(broken.status == .failed && broken.itemCount == 1)
     }
+
+    struct CountItems: RunEvaluator {
+        let name = "items"
+        func evaluate(_ results: ExperimentResults) async throws -> [Evaluation] {
+            [Evaluation(name: name, value: .numeric(Double(results.count)))]
+        }
+    }
+
+    @Test func aRunWithRunEvaluatorsResumesWithTheSameOnes() async throws {
+        let xeroml = try await store(items: 20)
+        let started = Atomic<Int>(0)
+        let first = Task {
+            try await xeroml.runExperiment(name: "with-run-evaluators", datasetName: "numbers", runEvaluators: [CountItems()],
+                                           options: ExperimentOptions(maxConcurrency: 2)) { run in
+                if started.add(1, ordering: .relaxed).newValue > 5 { try await Task.sleep(for: .seconds(30)) }
+                run.setOutput(.int(1))
+            }
+        }
+        while started.load(ordering: .relaxed) < 6 { try await Task.sleep(for: .milliseconds(10)) }
+        first.cancel()
+        _ = await first.result
+        let report = try await xeroml.runExperiment(name: "with-run-evaluators", datasetName: "numbers",
+                                                    runEvaluators: [CountItems()],
+                                                    options: ExperimentOptions(resume: true)) { run in run.setOutput(.int(1)) }
+        #expect(report.run.status == .finished && report.run.itemCount == 20)
+    }
+
+    @Test func aRunFinishedByHandTakesNoMoreResults() async throws {
+        let xeroml = try await store(items: 5)
+        let experiment = try await xeroml.createExperiment(name: "closed-early", datasetName: "numbers")
+        let items = try await xeroml.dataset(named: "numbers").items
+        try await experiment.runItem(items[0]) { run in run.setOutput(.int(0)) }
+        try await xeroml.flush()
+        try await xeroml.closeRun("closed-early", status: .finished, force: true)
+        // The process that ran it goes on, unaware: its next results are refused, not added.
+        try await experiment.runItem(items[1]) { run in run.setOutput(.int(2)) }
+        let error = await #expect(throws: XeroMLError.self) { try await xeroml.flush() }
+        #expect(error?.message.contains("finished runs take no more results") == true, "\(String(describing: error))")
+        let run = try #require(try await xeroml.findRun("closed-early", datasetName: "numbers"))
+        #expect(run.status == .finished && run.itemCount == 1)
+    }
 }
