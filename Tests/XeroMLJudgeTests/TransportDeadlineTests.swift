@@ -33,7 +33,7 @@ import XeroMLTesting
         #expect(error?.isRetryable == true)
         #expect(elapsed >= .milliseconds(450), "\(misbehavior) ended before its deadline: \(elapsed)")
         // The deadline is 500 ms; the bound leaves room for a loaded machine, and is far below "never".
-        #expect(elapsed < .seconds(3), "\(misbehavior) took \(elapsed)")
+        #expect(elapsed < .seconds(10), "\(misbehavior) took \(elapsed)")
     }
 
     @Test(arguments: [FakeReply.Misbehavior.closeMidBody, .reset])
@@ -104,7 +104,7 @@ import XeroMLTesting
                     return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                 }
                 #expect(timeouts == 64, "round \(round)")
-                #expect(Self.clock.now - start < .seconds(5), "round \(round) took \(Self.clock.now - start)")
+                #expect(Self.clock.now - start < .seconds(15), "round \(round) took \(Self.clock.now - start)")
             }
         }
     }

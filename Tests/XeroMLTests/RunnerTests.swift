@@ -81,11 +81,11 @@ final class ConcurrencyProbe: Sendable {
             name: "timeout", items: [LocalItem(input: "slow"), LocalItem(input: "fast")],
             options: ExperimentOptions(timeout: .milliseconds(100), retry: .none)
         ) { run in
-            if run.input == "slow" { try await Task.sleep(for: .seconds(20)) }
+            if run.input == "slow" { try await Task.sleep(for: .seconds(90)) }
             run.setOutput("ok")
         }
-        // Far below the task's 20 s: the timeout ended it (slack for a loaded machine).
-        #expect(ContinuousClock.now - start < .seconds(12))
+        // Far below the task's 90 s: the timeout ended it (slack for a loaded machine).
+        #expect(ContinuousClock.now - start < .seconds(45))
         let results = try await xeroml.results(runID: report.run.id)
         let slow = try #require(results.first { $0.input == "slow" })
         #expect(slow.error == "TaskTimeoutError: timed out after 100.0 ms")
