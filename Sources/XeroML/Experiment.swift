@@ -315,7 +315,28 @@ public final class ItemRun: Sendable {
     /// Records the item's output.
     public func setOutput(_ output: JSONValue?) { state.withLock { $0.output = output } }
 
-    /// Records the item's output from any `Encodable` value.
+    /// Records the item's output.
+    public func setOutput(_ output: JSONValue) { state.withLock { $0.output = output } }
+
+    /// Records the item's output: a text, such as a model's reply.
+    ///
+    /// ```swift
+    /// let answer = try await myModel(run.input)
+    /// run.setOutput(answer)
+    /// ```
+    public func setOutput(_ output: String) { state.withLock { $0.output = .string(output) } }
+
+    /// Records a number as the item's output.
+    public func setOutput(_ output: Int) { state.withLock { $0.output = .int(Int64(output)) } }
+
+    /// Records a number as the item's output.
+    public func setOutput(_ output: Double) { state.withLock { $0.output = .double(output) } }
+
+    /// Records a boolean as the item's output.
+    public func setOutput(_ output: Bool) { state.withLock { $0.output = .bool(output) } }
+
+    /// Records the item's output from any `Encodable` value (a struct of yours, an array, …), encoded
+    /// as JSON: `try run.setOutput(encoding: Answer(city: "Lima", confidence: 0.9))`.
     public func setOutput(encoding output: some Encodable) throws {
         let value = try JSONValue(encoding: output)
         state.withLock { $0.output = value }
@@ -335,6 +356,16 @@ public final class ItemRun: Sendable {
     /// Records a numeric score for this item.
     public func score(name: String, value: Double, comment: String? = nil) {
         score(name: name, value: .numeric(value), comment: comment)
+    }
+
+    /// Records a numeric score for this item: `value: 1` is the number 1 (use `true` for a pass).
+    public func score(name: String, value: Int, comment: String? = nil) {
+        score(name: name, value: .numeric(Double(value)), comment: comment)
+    }
+
+    /// Records a categorical score for this item, such as a grade: `value: "A"`.
+    public func score(name: String, value: String, comment: String? = nil) {
+        score(name: name, value: .categorical(value), comment: comment)
     }
 
     /// Records a boolean (pass/fail) score for this item.

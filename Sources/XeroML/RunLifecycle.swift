@@ -143,6 +143,7 @@ struct RunConfiguration: Sendable {
         .object([
             "evaluators": .array(evaluators.map(JSONValue.string)),
             "run_evaluators": .array(runEvaluators.map(JSONValue.string)),
+            "xeroml_version": .string(XeroML.version),
         ])
     }
 

@@ -34,7 +34,11 @@ extension XeroML {
                 [.text(name), .text(dataset?.id)]) { _ in true } ?? false
             if exists {
                 let scope = datasetName.map { "dataset \"\($0)\"" } ?? "the local runs"
-                throw XeroMLError(.alreadyExists, "\(scope) already has a run named \"\(name)\"; choose another name")
+                throw XeroMLError(.alreadyExists, """
+                    \(scope) already has a run named "\(name)": choose another name (XeroML.timestampedRunName("\(name)") \
+                    adds the time, for scripts run again and again), or continue that run with \
+                    runExperiment(…, options: ExperimentOptions(resume: true)) (--resume in the CLI)
+                    """)
             }
             let id = UUIDv7.make()
             let now = nowMicroseconds()

@@ -22,6 +22,21 @@ extension EvaluatorRegistry {
 }
 
 extension XeroML {
+    /// Makes the judge templates available by name, with the endpoint configured in the environment
+    /// (`XEROML_JUDGE_BASE_URL`, `XEROML_JUDGE_MODEL`, `XEROML_JUDGE_API_KEY`, …; see
+    /// ``ChatConfiguration/fromEnvironment(_:)``). Without those variables the judges resolve and leave
+    /// items unscored with a note on how to configure them.
+    ///
+    /// ```swift
+    /// xeroml.registerJudges()
+    /// try await xeroml.runExperiment(name: "v2", datasetName: "qa", evaluators: try xeroml.evaluators.make(["helpfulness"])) { … }
+    /// ```
+    ///
+    /// - Throws: ``ChatError`` when a variable is set but malformed.
+    public func registerJudges() throws {
+        registerJudges(configuration: try ChatConfiguration.fromEnvironment())
+    }
+
     /// Makes the judge templates available by name in this client's ``XeroML/XeroML/evaluators``, so
     /// `createExperiment(…, evaluators: ["exact_match", "helpfulness"])` and `runExperiment` find them.
     ///

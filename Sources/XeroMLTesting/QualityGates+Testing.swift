@@ -45,3 +45,17 @@ public func expectGate(_ run: ExperimentReport, in client: XeroML, _ conditions:
     expectGate(report, sourceLocation: sourceLocation)
     return report
 }
+
+/// Checks `conditions` against the run of `experiment` (which should be finished: see
+/// ``XeroML/gate(run:conditions:baseline:datasetName:options:allowPartial:)``), comparing it with
+/// `baseline` when given, and records a Swift Testing issue with the report when one fails.
+@discardableResult
+public func expectGate(_ experiment: Experiment, _ conditions: [GateCondition], baseline: String? = nil,
+                       options: ComparisonOptions = ComparisonOptions(), allowPartial: Bool = false,
+                       sourceLocation: SourceLocation = #_sourceLocation) async throws -> GateReport {
+    let report = try await experiment.client.gate(run: experiment.id, conditions: conditions, baseline: baseline,
+                                                  datasetName: experiment.datasetName, options: options,
+                                                  allowPartial: allowPartial)
+    expectGate(report, sourceLocation: sourceLocation)
+    return report
+}

@@ -29,4 +29,17 @@ public func XCTAssertGate(_ run: ExperimentReport, in client: XeroML, _ conditio
     XCTAssertGate(report, file: file, line: line)
     return report
 }
+
+/// Checks `conditions` against the run of `experiment` and fails the current XCTest with the report
+/// when one fails.
+@discardableResult
+public func XCTAssertGate(_ experiment: Experiment, _ conditions: [GateCondition], baseline: String? = nil,
+                          options: ComparisonOptions = ComparisonOptions(), allowPartial: Bool = false,
+                          file: StaticString = #filePath, line: UInt = #line) async throws -> GateReport {
+    let report = try await experiment.client.gate(run: experiment.id, conditions: conditions, baseline: baseline,
+                                                  datasetName: experiment.datasetName, options: options,
+                                                  allowPartial: allowPartial)
+    XCTAssertGate(report, file: file, line: line)
+    return report
+}
 #endif

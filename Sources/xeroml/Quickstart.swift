@@ -10,10 +10,10 @@ struct Quickstart: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(help: "The dataset file to import (default: Fixtures/datasets/capitals.jsonl).")
-    var dataset: String?
+    @Option(name: .customLong("dataset-file"), help: "The dataset file to import (default: Fixtures/datasets/capitals.jsonl).")
+    var datasetFile: String?
 
-    @Option(help: "The dataset name.")
+    @Option(name: .customLong("dataset"), help: "The dataset's name in the store.")
     var datasetName = "capitals"
 
     @OptionGroup var runOptions: RunOptions
@@ -26,7 +26,7 @@ struct Quickstart: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let file = try dataset ?? Self.locateFixture()
+        let file = try datasetFile ?? Self.locateFixture()
         let xeroml = try store.open()
         let report = try await xeroml.importDataset(name: datasetName, from: file,
                                                     description: "Capital cities: a sample dataset for the quickstart")
@@ -95,7 +95,7 @@ struct Quickstart: AsyncParsableCommand {
             .deletingLastPathComponent()
         let candidate = sourceRoot.appendingPathComponent(relative).path
         if FileManager.default.fileExists(atPath: candidate) { return candidate }
-        throw ValidationError("cannot find \(relative); pass --dataset PATH")
+        throw ValidationError("cannot find \(relative); pass --dataset-file PATH")
     }
 }
 

@@ -9,6 +9,7 @@ struct XeroMLCommand: AsyncParsableCommand {
         discussion: """
             Every command works on one SQLite file: --db PATH, else $XEROML_DB, else ./xeroml.sqlite.
             """,
+        version: XeroML.version,
         subcommands: [Quickstart.self, Datasets.self, Runs.self, Compare.self, GateCommand.self, Eval.self, JudgeCacheCommand.self]
     )
 }

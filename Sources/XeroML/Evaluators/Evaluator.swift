@@ -133,10 +133,27 @@ public struct EvaluatorRegistry: Sendable {
     /// - Throws: ``XeroMLError/Code/invalidArgument`` naming the known evaluators.
     public func make(_ name: String) throws -> any Evaluator {
         guard let make = factories[name] else {
-            throw XeroMLError(.invalidArgument, "unknown evaluator \"\(name)\"; known: \(names.joined(separator: ", "))")
+            if Self.judgeNames.contains(name) {
+                throw XeroMLError(.invalidArgument, """
+                    "\(name)" is an LLM judge, and judges are not registered in this client yet: `import XeroMLJudge` \
+                    and call `xeroml.registerJudges()` once (it takes the endpoint from XEROML_JUDGE_BASE_URL, \
+                    XEROML_JUDGE_MODEL and XEROML_JUDGE_API_KEY), or `registerJudges(configuration:)` with a \
+                    ChatConfiguration; known now: \(names.joined(separator: ", "))
+                    """)
+            }
+            throw XeroMLError(.invalidArgument, """
+                unknown evaluator "\(name)"; known: \(names.joined(separator: ", ")); register your own with \
+                `xeroml.evaluators.register("\(name)") { … }`
+                """)
         }
         return make()
     }
+
+    /// The names of the built-in LLM judges (registered by `registerJudges` of XeroMLJudge).
+    static let judgeNames: Set<String> = [
+        "helpfulness", "accuracy", "correctness", "relevance", "hallucination", "toxicity", "conciseness",
+        "faithfulness", "context_relevance",
+    ]
 
     /// Evaluators for several names.
     public func make(_ names: [String]) throws -> [any Evaluator] { try names.map(make) }
