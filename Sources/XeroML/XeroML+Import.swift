@@ -6,7 +6,7 @@ public enum DatasetFileFormat: String, Sendable, CaseIterable {
     case jsonl
     /// One JSON array of objects (`.json`).
     case json
-    /// Comma-separated values with a header row (`.csv`). See ``XeroML/importDataset(name:from:format:description:)``.
+    /// Comma-separated values with a header row (`.csv`). See ``XeroML/importDataset(name:from:format:description:csvColumnTypes:)``.
     case csv
 
     /// The format implied by a file's extension, or `nil`.

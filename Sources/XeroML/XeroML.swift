@@ -35,7 +35,7 @@ import Synchronization
 /// - ``createDatasetItem(datasetName:input:expectedOutput:metadata:id:)``
 /// - ``dataset(named:)``
 /// - ``datasets()``
-/// - ``importDataset(name:from:format:)``
+/// - ``importDataset(name:from:format:description:csvColumnTypes:)``
 /// ### Experiments
 /// - ``createExperiment(name:datasetName:description:metadata:evaluators:)-(_,_,_,_,[any Evaluator])``
 /// - ``runExperiment(name:datasetName:description:metadata:evaluators:runEvaluators:options:task:)``
