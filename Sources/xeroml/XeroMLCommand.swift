@@ -104,10 +104,8 @@ struct PresentedError: LocalizedError {
 
     /// `error` ready to print; errors of the argument parser (usage, help, exit codes) pass unchanged.
     static func wrapping(_ error: any Error, verbose: Bool) -> any Error {
-        switch error {
-        case is ExitCode, is ValidationError, is CleanExit, is PresentedError: return error
-        default: break
-        }
+        // The parser's own errors (usage, help requests, exit codes, validation) are printed by it.
+        if error is PresentedError || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { return error }
         let sentence = (error as? any LocalizedError)?.errorDescription ?? String(describing: error)
         var details: String?
         if verbose {

@@ -24,6 +24,17 @@ import XeroMLTesting
         #expect(environment.stderr.contains("$XEROML_DB :memory: is an in-memory store"), "\(environment.stderr)")
     }
 
+    /// The entry point that prints errors as sentences leaves help and usage errors to the parser.
+    @Test func helpAndUsageErrorsAreTheParsers() async throws {
+        let help = try await runCLI(["datasets", "import", "--help"])
+        #expect(help.status == 0, "\(help.stderr)")
+        #expect(help.stdout.contains("name it") == false && help.stdout.contains("--text-columns <columns>"))
+        #expect(help.stdout.contains("A text column keeps every cell as"))
+        let unknown = try await runCLI(["runs", "list", "--bogus"])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.hasPrefix("Error: Unknown option '--bogus'"))
+    }
+
     /// A typo in the path used to create an empty store and print "No runs"; now every read command
     /// says there is no store there, exits non-zero and leaves the directory as it was.
     @Test func readCommandsOnAMissingPathCreateNothing() async throws {
