@@ -1,21 +1,21 @@
 public import Foundation
 
-// Readable errors: `localizedDescription` is the sentence of `description`, not Foundation's
-// "The operation could not be completed".
+// Readable errors: `localizedDescription` is the error's own text, not Foundation's "The operation
+// could not be completed". It keeps the type's name in front, as results have always recorded these
+// errors (`TransientError: HTTP 503`; see docs/runner.md), so the text stored with a failed item and
+// the one a person reads are the same.
 
 extension RateLimitError: LocalizedError {
-    /// The message and the wait asked for: "rate limited (retry after 2 s)".
-    public var errorDescription: String? { description }
+    /// "RateLimitError: rate limited (retry after 2.00 s)".
+    public var errorDescription: String? { "RateLimitError: \(description)" }
 }
 
 extension TransientError: LocalizedError {
-    /// The message.
-    public var errorDescription: String? { description }
+    /// "TransientError: " and the message.
+    public var errorDescription: String? { "TransientError: \(description)" }
 }
 
 extension TaskTimeoutError: LocalizedError {
-    /// "the task timed out after 30 s; raise the timeout (ExperimentOptions.timeout) if it needs longer".
-    public var errorDescription: String? {
-        "the task \(description); raise the timeout (ExperimentOptions.timeout) if it needs longer"
-    }
+    /// "TaskTimeoutError: timed out after 30.00 s".
+    public var errorDescription: String? { "TaskTimeoutError: \(description)" }
 }
