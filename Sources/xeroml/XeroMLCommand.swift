@@ -43,7 +43,10 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The XeroML file (default: $XEROML_DB, else xeroml.sqlite).")
     var db: String?
 
-    @Flag(name: .long, help: "On errors, also print the technical details (SQLite's message, extended code and SQL).")
+    @Flag(name: .long, help: """
+        More detail: an error with its technical details (SQLite's message, extended code and SQL); \
+        after eval, the full error text of every failed item.
+        """)
     var verbose = false
 
     var path: String { db ?? XeroML.configuredPath }

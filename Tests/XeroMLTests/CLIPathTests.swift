@@ -30,6 +30,13 @@ import XeroMLTesting
         #expect(help.status == 0, "\(help.stderr)")
         #expect(help.stdout.contains("name it") == false && help.stdout.contains("--text-columns <columns>"))
         #expect(help.stdout.contains("A text column keeps every cell as"))
+        // Every command's options parse together with the shared store options (no name twice).
+        for command in [["quickstart"], ["datasets", "import"], ["datasets", "list"], ["datasets", "show"], ["runs", "list"],
+                        ["runs", "show"], ["runs", "finish"], ["runs", "abort"], ["compare"], ["gate"], ["eval"],
+                        ["judge-cache", "clear"], ["migrate"]] {
+            let result = try await runCLI(command + ["--help"])
+            #expect(result.status == 0 && result.stdout.contains("--verbose"), "\(command): \(result.stderr)")
+        }
         let unknown = try await runCLI(["runs", "list", "--bogus"])
         #expect(unknown.status == 64)
         #expect(unknown.stderr.hasPrefix("Error: Unknown option '--bogus'"))
