@@ -233,8 +233,10 @@ final class Store: Sendable {
         guard !isInMemory(path) else {
             throw XeroMLError(.storeNotFound, "no store at \(path): an in-memory database opened read-only is always empty")
         }
+        // A `file:` URI is SQLite's to resolve (a read-only open never creates the file either).
+        let isURI = path.hasPrefix("file:")
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        guard isURI || FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw XeroMLError(.storeNotFound, "no store at \(path): the file does not exist")
         }
         guard !isDirectory.boolValue else {
@@ -249,7 +251,7 @@ final class Store: Sendable {
         }
         do {
             return try open(path)
-        } catch let error as SQLiteError where error.code == .readOnly || error.code == .cantOpen {
+        } catch let error as SQLiteError where !isURI && (error.code == .readOnly || error.code == .cantOpen) {
             // Immutable reads ignore the write-ahead log: only right when it holds nothing.
             let wal = (try? URL(fileURLWithPath: path + "-wal").resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0
             guard wal == 0 else { throw error }

@@ -74,6 +74,7 @@ import XeroMLSQLite
         let reader = try await XeroML.open(path: path, readOnly: true)
         #expect(reader.isReadOnly && !writer.isReadOnly)
         #expect(try await reader.dataset(named: "d").items.count == 1)
+        #expect(try await XeroML(path: "file:\(path)?mode=ro", readOnly: true).datasets().map(\.name) == ["d"])
         do {
             try await reader.createDataset(name: "e")
             Issue.record("a read-only client must refuse writes")
