@@ -171,7 +171,7 @@ import XeroMLSQLite
 
 /// Errors read like errors: a sentence saying what failed, where, and what to do; never Foundation's
 /// "The operation could not be completed", and no SQL text outside the technical details.
-@Suite struct ErrorDescriptionTests {
+@Suite(.timeLimit(.minutes(1))) struct ErrorDescriptionTests {
     /// A real SQLITE_FULL (the file capped with `max_page_count`): the sentence says the disk is full
     /// and names the file; the SQL stays in the details.
     @Test func aFullDiskReadsAsASentenceWithoutSQL() throws {
