@@ -25,7 +25,7 @@ struct ImportSource: Sendable {
     /// The source for `path`, copying a stream to a temporary file off the calling task's thread.
     static func open(_ path: String) async throws -> ImportSource {
         if standardInputPaths.contains(path) {
-            return try await copy(name: "<stdin>", from: FileHandle.standardInput, closeAfter: false)
+            return try await copy(name: "<stdin>", closeAfter: false) { FileHandle.standardInput }
         }
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -38,22 +38,28 @@ struct ImportSource: Sendable {
         case S_IFDIR:
             throw XeroMLError(.importFailed, "\(path): cannot read the file (it is a directory)")
         default:
-            // A named pipe, a character device, a socket: a stream.
-            guard let handle = FileHandle(forReadingAtPath: path) else {
-                throw XeroMLError(.importFailed, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
+            // A named pipe, a character device, a socket: a stream. Opening a named pipe waits for its
+            // writer, so it is opened on the copying thread too.
+            return try await copy(name: path, closeAfter: true) {
+                guard let handle = FileHandle(forReadingAtPath: path) else {
+                    throw XeroMLError(.importFailed, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
+                }
+                return handle
             }
-            return try await copy(name: path, from: handle, closeAfter: true)
         }
     }
 
-    /// Copies everything `handle` yields into a new temporary file, on a thread of its own (reading a
-    /// pipe blocks until the writer sends more or closes it).
-    private static func copy(name: String, from handle: FileHandle, closeAfter: Bool) async throws -> ImportSource {
+    /// Copies everything the handle made by `open` yields into a new temporary file, on a thread of
+    /// its own (opening a named pipe, and reading one, block until the writer opens it, sends more or
+    /// closes it). With `closeAfter`, the handle is closed afterwards (not standard input).
+    private static func copy(name: String, closeAfter: Bool,
+                             open: @escaping @Sendable () throws -> FileHandle) async throws -> ImportSource {
         let temporary = FileManager.default.temporaryDirectory
             .appendingPathComponent("xeroml-import-\(UUID().uuidString)").path
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
                 continuation.resume(with: Result {
+                    let handle = try open()
                     defer { if closeAfter { try? handle.close() } }
                     guard FileManager.default.createFile(atPath: temporary, contents: nil),
                           let output = FileHandle(forWritingAtPath: temporary) else {
