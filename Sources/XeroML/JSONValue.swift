@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A JSON value: what XeroML stores as the input, output, expected output and metadata of items,
 /// traces and observations.
@@ -188,11 +188,13 @@ extension JSONValue: CustomStringConvertible {
 }
 
 /// Why a JSON text could not be parsed, with the 1-based line and column where the problem is.
-public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible, LocalizedError {
     public var line: Int
     public var column: Int
     public var reason: String
     public var description: String { "line \(line), column \(column): \(reason)" }
+    /// "invalid JSON at line L, column C: reason".
+    public var errorDescription: String? { "invalid JSON at \(description)" }
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes that reports where it failed.
@@ -412,6 +414,11 @@ struct JSONParser {
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let i = Int64(text) { return .int(i) }
         guard let d = Double(text) else { throw fail("invalid number", at: start) }
+        // Double("1e999") is infinity, which JSON cannot hold and would be stored as null.
+        guard d.isFinite else {
+            let shown = text.count > 40 ? text.prefix(37) + "..." : Substring(text)
+            throw fail("number \(shown) is too large for a 64-bit floating-point value (at most ±1.8e308)", at: start)
+        }
         return .double(d)
     }
 }

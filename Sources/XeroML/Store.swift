@@ -106,6 +106,10 @@ final class Store: Sendable {
     private let nextReader = Atomic<Int>(0)
     private let state = Mutex(WriterState())
     let logger: Logger
+    /// Opened without a writer: writes are refused.
+    let isReadOnly: Bool
+    /// An in-memory database: one connection serves reads and writes.
+    let isInMemory: Bool
 
     /// How many enqueued batches may wait for the writer before ``enqueue(_:)`` suspends.
     static let maximumPendingBatches = 4096
@@ -139,11 +143,28 @@ final class Store: Sendable {
         var lastHeartbeatUs: Int64 = 0
     }
 
-    init(path: String, readerCount: Int = 2, lockTimeout: Duration = Store.defaultLockTimeout, logger: Logger) throws {
+    /// Opens the store at `path`.
+    ///
+    /// - Parameter readOnly: open without a writer: no file is created, no migration runs and the
+    ///   journal mode is left alone (see ``openReadOnly(path:count:)``); ``write(_:)`` and
+    ///   ``enqueue(_:)`` then refuse. Otherwise the writer creates the file when missing and migrates it.
+    ///   An in-memory path (``isInMemory(_:)``) gets a single connection for reads and writes, since
+    ///   every connection to `:memory:` would see its own empty database.
+    init(path: String, readerCount: Int = 2, readOnly: Bool = false, lockTimeout: Duration = Store.defaultLockTimeout,
+         logger: Logger) throws {
         self.path = path
         self.logger = logger
         self.lockTimeout = lockTimeout
+        self.isReadOnly = readOnly
+        self.isInMemory = Self.isInMemory(path)
         do {
+            if readOnly {
+                readers = try Self.openReadOnly(path: path, count: max(1, readerCount))
+                // No write connection: the queue that would serve writes is a read-only one, and the
+                // guards in `write` and `enqueue` keep anything from being sent to it.
+                writer = readers[0]
+                return
+            }
             // The writer commits in the background, below the tasks that produce results: on a busy
             // machine the experiment's tasks keep their cores and batches grow instead.
             // Opened with the usual busy timeout, so switching a new file to WAL waits for another
@@ -171,14 +192,111 @@ final class Store: Sendable {
                 }
                 try db.execute("PRAGMA busy_timeout = \(Self.writerBusySliceMilliseconds)")
             }
-            readers = try (0..<max(1, readerCount)).map { i in
-                try DatabaseQueue(path: path, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
+            if isInMemory {
+                // Reads run on the writer's queue, in order with the writes.
+                readers = [writer]
+            } else {
+                readers = try (0..<max(1, readerCount)).map { i in
+                    try DatabaseQueue(path: path, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
+                }
             }
             OpenStores.register(self)
         } catch let error as MigrationError {
             throw XeroMLError.newerSchema(path: path, detail: error.description)
         } catch let error as SQLiteError {
             throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    /// Whether `path` names an in-memory database: `:memory:`, or a `file:` URI with `:memory:` as
+    /// its name or `mode=memory` among its parameters (https://www.sqlite.org/inmemorydb.html).
+    static func isInMemory(_ path: String) -> Bool {
+        if path == ":memory:" { return true }
+        guard path.hasPrefix("file:") else { return false }
+        let rest = path.dropFirst("file:".count)
+        let name = rest.prefix { $0 != "?" && $0 != "#" }
+        let query = rest.dropFirst(name.count).drop { $0 == "?" }.prefix { $0 != "#" }
+        return name == ":memory:" || query.split(separator: "&").contains("mode=memory")
+    }
+
+    /// Opens `count` read-only connections to an existing store and checks it without writing.
+    ///
+    /// - A missing or empty file is ``XeroMLError/Code/storeNotFound``: nothing is created.
+    /// - A file of another application is ``XeroMLError/Code/notAXeroMLFile``; one with unknown
+    ///   migrations ``XeroMLError/Code/newerSchema``; one with migrations still to apply
+    ///   ``XeroMLError/Code/needsMigration`` (applying them needs a writer).
+    /// - A WAL file whose directory cannot be written, and that has no `-shm` file beside it, cannot
+    ///   be read normally (SQLite needs the shared-memory file: https://www.sqlite.org/wal.html#readonly);
+    ///   it is then opened as immutable (`immutable=1`: https://www.sqlite.org/uri.html#uriimmutable),
+    ///   which is right for a file nobody can write there.
+    static func openReadOnly(path: String, count: Int) throws -> [DatabaseQueue] {
+        guard !isInMemory(path) else {
+            throw XeroMLError(.storeNotFound, "no store at \(path): an in-memory database opened read-only is always empty")
+        }
+        // A `file:` URI is SQLite's to resolve (a read-only open never creates the file either).
+        let isURI = path.hasPrefix("file:")
+        var isDirectory: ObjCBool = false
+        guard isURI || FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw XeroMLError(.storeNotFound, "no store at \(path): the file does not exist")
+        }
+        guard !isDirectory.boolValue else {
+            throw XeroMLError(.storeNotFound, "no store at \(path): it is a directory")
+        }
+        func open(_ location: String) throws -> [DatabaseQueue] {
+            let queues = try (0..<count).map { i in
+                try DatabaseQueue(path: location, mode: .readOnly, label: "xeroml.reader.\(i)", busyTimeoutMilliseconds: 10_000)
+            }
+            try queues[0].sync { db in try checkSchemaWithoutWriting(db, path: path) }
+            return queues
+        }
+        do {
+            return try open(path)
+        } catch let error as SQLiteError where !isURI && (error.code == .readOnly || error.code == .cantOpen) {
+            // Immutable reads ignore the write-ahead log: only right when it holds nothing.
+            let wal = (try? URL(fileURLWithPath: path + "-wal").resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0
+            guard wal == 0 else { throw error }
+            return try open(immutableURI(path))
+        }
+    }
+
+    /// `path` as a `file:` URI with `immutable=1`, its reserved characters percent-encoded.
+    static func immutableURI(_ path: String) -> String {
+        var encoded = ""
+        for scalar in path.unicodeScalars {
+            switch scalar {
+            case "%", "?", "#": encoded += String(format: "%%%02X", scalar.value)
+            default: encoded.unicodeScalars.append(scalar)
+            }
+        }
+        return "file:\(encoded)?mode=ro&immutable=1"
+    }
+
+    /// The checks the writer makes at open, without migrating: throws when the file is not a store
+    /// this build can read as it is.
+    private static func checkSchemaWithoutWriting(_ db: Connection, path: String) throws {
+        let appID = try db.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
+        let tables = try db.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
+        let hasMigrations = try db.queryFirst(
+            "SELECT 1 FROM sqlite_master WHERE name = 'xeroml_migrations'") { _ in true } ?? false
+        if appID != 0 && appID != Int64(Schema.applicationID) || (appID == 0 && tables > 0 && !hasMigrations) {
+            throw XeroMLError.notAXeroMLFile(path: path)
+        }
+        if tables == 0 {
+            throw XeroMLError(.storeNotFound, "no store at \(path): the file is empty")
+        }
+        let migrator = Schema.migrator
+        let applied = try migrator.appliedMigrations(db)
+        let known = migrator.migrations.map(\.name)
+        let unknown = applied.filter { !known.contains($0) }
+        if !unknown.isEmpty {
+            throw XeroMLError.newerSchema(path: path, detail: MigrationError.newerSchema(unknown: unknown).description)
+        }
+        let pending = known.filter { !applied.contains($0) }
+        if !pending.isEmpty {
+            throw XeroMLError(.needsMigration,
+                "\(path) was written by an older XeroML and needs an upgrade (\(pending.joined(separator: ", "))) "
+                + "that a read-only opening cannot make; open it once for writing (`xeroml migrate --db \(path)`, "
+                + "or `XeroML(path:)` in Swift), then try again")
         }
     }
 
@@ -189,7 +307,9 @@ final class Store: Sendable {
         let i = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
         let reader = readers[i % readers.count]
         do {
-            return try await reader.run(interruptible: true) { db in
+            // Reads on the writer's own queue (in memory) are not interruptible: an interrupt could land
+            // on a write that runs after them.
+            return try await reader.run(interruptible: !isInMemory) { db in
                 try db.transaction(.deferred) { try body(db) }
             }
         } catch let error as SQLiteError where error.code == .interrupt {
@@ -206,6 +326,7 @@ final class Store: Sendable {
     /// Waits at most ``lockTimeout`` for another process's write lock; cancelling the calling task
     /// stops the wait at once (the write then fails).
     func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        if isReadOnly { throw XeroMLError.readOnlyStore(path: path) }
         let cancelled = CancellationFlag()
         do {
             return try await withTaskCancellationHandler {
@@ -227,6 +348,7 @@ final class Store: Sendable {
     /// Hands a batch to the writer. Returns at once unless too many batches are waiting, in which case
     /// it waits for the writer to catch up (backpressure keeps memory bounded).
     func enqueue(_ batch: WriteBatch) async {
+        if isReadOnly { refuseReadOnly(batch); return }
         enum Action { case none, schedule, wait }
         while true {
             let action: Action = state.withLock { s in
@@ -254,6 +376,7 @@ final class Store: Sendable {
 
     /// Hands a batch to the writer without waiting (for callers that cannot suspend).
     func enqueueNow(_ batch: WriteBatch) {
+        if isReadOnly { refuseReadOnly(batch); return }
         let schedule = state.withLock { s in
             s.pending.append(batch)
             if s.drainScheduled { return false }
@@ -261,6 +384,12 @@ final class Store: Sendable {
             return true
         }
         if schedule { scheduleDrain() }
+    }
+
+    /// A batch handed to a read-only store is not written: ``flush()`` reports it.
+    private func refuseReadOnly(_ batch: WriteBatch) {
+        let reason = XeroMLError.readOnlyStore(path: path).message
+        state.withLock { s in s.failures.append(reason) }
     }
 
     private func scheduleDrain() {

@@ -23,9 +23,11 @@ import Synchronization
 ///
 /// ## Topics
 /// ### Opening a store
-/// - ``init(path:lockTimeout:logger:)``
-/// - ``open(path:lockTimeout:logger:)``
+/// - ``init(path:readOnly:lockTimeout:logger:)``
+/// - ``open(path:readOnly:lockTimeout:logger:)``
 /// - ``shared()``
+/// - ``isInMemory(path:)``
+/// - ``isReadOnly``
 /// - ``environmentVariable``
 /// - ``current``
 /// ### Datasets
@@ -33,7 +35,7 @@ import Synchronization
 /// - ``createDatasetItem(datasetName:input:expectedOutput:metadata:id:)``
 /// - ``dataset(named:)``
 /// - ``datasets()``
-/// - ``importDataset(name:from:format:)``
+/// - ``importDataset(name:from:format:description:csvColumnTypes:)``
 /// ### Experiments
 /// - ``createExperiment(name:datasetName:description:metadata:evaluators:)-(_,_,_,_,[any Evaluator])``
 /// - ``runExperiment(name:datasetName:description:metadata:evaluators:runEvaluators:options:task:)``
@@ -78,31 +80,68 @@ public final class XeroML: Sendable {
         registry.withLock { change(&$0) }
     }
 
-    /// Opens (creating when missing) the store at `path` and brings its schema up to date.
+    /// Opens the store at `path`: by default for reading and writing, creating the file when missing and
+    /// bringing its schema up to date.
     ///
-    /// - Throws: ``XeroMLError`` with code ``XeroMLError/Code/newerSchema`` when a newer XeroML wrote
-    ///   the file, ``XeroMLError/Code/notAXeroMLFile`` when it is some other SQLite file, or
-    ///   ``XeroMLError/Code/storage`` when SQLite cannot open it.
+    /// With `readOnly`, the file must already be a store, and it is opened without a writer: nothing is
+    /// created, no migration runs, the journal mode is left as it is, and the store can be read in a
+    /// directory you cannot write and from a read-only file. Writes on such a client throw
+    /// ``XeroMLError/Code/readOnlyStore``. Use it for tools that only look (reports, dashboards, CI
+    /// checks): a mistyped path is an error instead of a new empty store.
+    ///
+    /// ```swift
+    /// let store = try XeroML(path: "evals.sqlite", readOnly: true)
+    /// let runs = try await store.runs()
+    /// ```
+    ///
+    /// `":memory:"` (or a `file:` URI with `mode=memory`) opens a store that lives in this process only
+    /// and is gone when the client is released: for tests and experiments that must leave nothing
+    /// behind. It uses one connection for reads and writes.
+    ///
+    /// - Throws: ``XeroMLError`` with code
+    ///   - ``XeroMLError/Code/invalidArgument`` when `path` is empty;
+    ///   - ``XeroMLError/Code/storeNotFound`` when, read-only, there is no file at `path` or it is empty;
+    ///   - ``XeroMLError/Code/needsMigration`` when, read-only, the file needs a schema upgrade (opening
+    ///     it once read-write makes it);
+    ///   - ``XeroMLError/Code/newerSchema`` when a newer XeroML wrote the file;
+    ///   - ``XeroMLError/Code/notAXeroMLFile`` when it is some other SQLite file;
+    ///   - ``XeroMLError/Code/storage`` when SQLite cannot open it.
     /// - Parameters:
+    ///   - readOnly: open an existing store for reading only. Default: `false`.
     ///   - lockTimeout: the longest writes wait, in total, for another process that holds the file's
     ///     write lock (default: ``defaultLockTimeout``, 30 s unless `XEROML_LOCK_TIMEOUT` gives
     ///     seconds); then they fail with ``XeroMLError/Code/locked`` and a run stops. One wait for
     ///     everything pending, not one per batch; cancelling the waiting task ends it.
     ///   - logger: where XeroML logs; by default nothing is logged.
-    public init(path: String, lockTimeout: Duration = XeroML.defaultLockTimeout, logger: Logger? = nil) throws {
+    public init(path: String, readOnly: Bool = false, lockTimeout: Duration = XeroML.defaultLockTimeout,
+                logger: Logger? = nil) throws {
+        guard !path.isEmpty else {
+            throw XeroMLError(.invalidArgument,
+                "the store path is empty; give a file path (or \":memory:\" for a store that keeps nothing)")
+        }
         self.path = path
         self.logger = logger ?? Logger(label: "xeroml", factory: { _ in SwiftLogNoOpLogHandler() })
-        self.store = try Store(path: path, lockTimeout: lockTimeout, logger: self.logger)
+        self.store = try Store(path: path, readOnly: readOnly, lockTimeout: lockTimeout, logger: self.logger)
     }
 
-    /// Opens the store at `path` like ``init(path:lockTimeout:logger:)``, without blocking the calling task's
-    /// thread: opening, checking and migrating the file run on a thread of their own. Prefer it in
-    /// async code, where the initializer would hold a cooperative thread while SQLite waits on a lock.
-    public static func open(path: String, lockTimeout: Duration = XeroML.defaultLockTimeout,
+    /// Whether `path` names an in-memory database (`:memory:`, or a `file:` URI with `:memory:` as its
+    /// name or `mode=memory`): such a store lives in this process only and keeps nothing.
+    public static func isInMemory(path: String) -> Bool { Store.isInMemory(path) }
+
+    /// Whether this client was opened read-only (``init(path:readOnly:lockTimeout:logger:)``).
+    public var isReadOnly: Bool { store.isReadOnly }
+
+    /// Opens the store at `path` like ``init(path:readOnly:lockTimeout:logger:)``, without blocking the
+    /// calling task's thread: opening, checking and migrating the file run on a thread of their own.
+    /// Prefer it in async code, where the initializer would hold a cooperative thread while SQLite
+    /// waits on a lock.
+    public static func open(path: String, readOnly: Bool = false, lockTimeout: Duration = XeroML.defaultLockTimeout,
                             logger: Logger? = nil) async throws -> XeroML {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(with: Result { try XeroML(path: path, lockTimeout: lockTimeout, logger: logger) })
+                continuation.resume(with: Result {
+                    try XeroML(path: path, readOnly: readOnly, lockTimeout: lockTimeout, logger: logger)
+                })
             }
         }
     }

@@ -35,7 +35,7 @@ struct Compare: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let xeroml = try store.open()
+        let xeroml = try store.openReadOnly()
         let options = ComparisonOptions(lowerIsBetter: Set(lowerIsBetter), alpha: alpha, seed: seed)
         let comparison = try await xeroml.compare(baseline: runs[0], candidates: Array(runs.dropFirst()),
                                                   datasetName: dataset, options: options)
@@ -285,7 +285,7 @@ struct GateCommand: AsyncParsableCommand {
     func run() async throws {
         let report: GateReport
         do {
-            let xeroml = try store.open()
+            let xeroml = try store.openReadOnly()
             report = try await xeroml.gate(run: run, conditions: try conditions(), baseline: baseline, datasetName: dataset,
                                            options: ComparisonOptions(alpha: alpha), allowPartial: allowPartial)
             if let junit { try report.junitXML().write(toFile: junit, atomically: true, encoding: .utf8) }
@@ -304,7 +304,7 @@ struct GateCommand: AsyncParsableCommand {
                 }
             }
         } catch {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("Error: \(store.describe(error))\n".utf8))
             throw ExitCode(2)
         }
         print(report.format())

@@ -108,8 +108,8 @@ struct Eval: AsyncParsableCommand {
           help: "With --resume: continue even if the model, prompt, parameters or evaluators differ from the run's (recorded in the run).")
     var allowChanges = false
 
-    @Flag(help: "Print the full error text of every failed item at the end.")
-    var verbose = false
+    /// `--verbose` (from the store options): also prints the full error text of every failed item at the end.
+    var verbose: Bool { store.verbose }
 
     func validate() throws {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }

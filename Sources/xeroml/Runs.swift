@@ -13,7 +13,7 @@ struct Runs: AsyncParsableCommand {
         @Option(help: "Only the runs of this dataset.") var dataset: String?
 
         func run() async throws {
-            let runs = try await store.open().runs(datasetName: dataset)
+            let runs = try await store.openReadOnly().runs(datasetName: dataset)
             guard !runs.isEmpty else { print("No runs in \(store.path)."); return }
             var table = Table(headers: ["ID", "NAME", "DATASET", "STATUS", "ITEMS", "ERRORS", "CREATED"])
             for r in runs {
@@ -39,7 +39,7 @@ struct Runs: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let xeroml = try store.open()
+            let xeroml = try store.openReadOnly()
             guard let found = try await xeroml.findRun(run, datasetName: dataset) else {
                 throw CommandError("no run \"\(run)\" in \(store.path); `xeroml runs list` shows the runs")
             }

@@ -63,6 +63,10 @@ import Testing
         ("bad.json", "[{\"input\": 1},\n {\"input\": 2]", "bad.json:2: invalid JSON at column 13"),
         ("bad.json", "{\"input\": 1}", "bad.json:1: expected a JSON array"),
         ("bad.json", "[{\"input\": 1}, {\"output\": 2}]", "bad.json: item 2: unknown field \"output\""),
+        // Numbers beyond a Double are errors, not null.
+        ("bad.jsonl", "{\"input\": 1}\n{\"input\": 1e999}\n", "bad.jsonl:2: invalid JSON at column 11: number 1e999 is too large"),
+        ("bad.jsonl", "{\"input\": {\"x\": -1e999}}\n", "bad.jsonl:1: invalid JSON at column 17: number -1e999 is too large"),
+        ("bad.json", "[{\"input\": 1},\n {\"input\": 2e400}]", "bad.json:2: invalid JSON at column 12: number 2e400 is too large"),
     ])
     func malformedFilesNameTheLineAndWriteNothing(name: String, text: String, expected: String) async throws {
         let xeroml = try temporaryClient()
@@ -147,6 +151,14 @@ import Testing
         ("input,metadata\nx,[1]\n", "bad.csv:2: \"metadata\" must be a JSON object"),
         ("input,id\nx,a\ny,a\n", "bad.csv:3: duplicate id \"a\" (first at bad.csv:2)"),
         ("input\n{oops\n", "bad.csv:2: column \"input\" looks like JSON but is not"),
+        ("input\n[INST] hi\n", "bad.csv:2: column \"input\" looks like JSON but is not (invalid JSON at line 1, column 2: "
+            + "unexpected 'I', expected a value); to import the column as text, name it \"input:text\" in the header "
+            + "(CLI: --text-columns input)"),
+        ("input\n[1e999]\n", "bad.csv:2: column \"input\" looks like JSON but is not (invalid JSON at line 1, column 2: number 1e999 is too large"),
+        ("input:json\nplain words\n", "bad.csv:2: column \"input\" is declared JSON but this cell is not"),
+        ("input,expected_output:json\nx,1e999\n", "bad.csv:2: column \"expected_output\" is declared JSON but this cell is not (invalid JSON at line 1, column 1: number 1e999 is too large"),
+        ("input,id:text\nx,1\n", "bad.csv:1: column \"id\" takes no type"),
+        ("input:number\nx\n", "bad.csv:1: unknown column \"input:number\""),
         ("input\n", "the file has no items"),
     ])
     func malformedCSVNamesTheLineAndWritesNothing(text: String, expected: String) async throws {
@@ -161,5 +173,108 @@ import Testing
             #expect(error.message.replacingOccurrences(of: dir.path + "/", with: "").contains(expected), "\(error.message)")
         }
         #expect(try await xeroml.datasets().isEmpty)
+    }
+}
+
+@Suite struct CSVCellTypeTests {
+    /// `[INST] …` is plain text: refused by default with a message naming the way out, imported as text
+    /// when the header says so, and JSON cells still work in other columns of the same file.
+    @Test func aTextColumnKeepsJSONLookingCellsAsWritten() async throws {
+        let xeroml = try temporaryClient()
+        let path = writeFile("prompts.csv", """
+            id,input:text,expected_output,metadata.tags:json,metadata.note
+            a,[INST] Say hi [/INST],"{""greeting"": ""hi""}","[""x"", 2]",[draft]
+            b,{not json either},[1],,
+            """)
+        let report = try await xeroml.importDataset(name: "prompts", from: path)
+        #expect(report.created == 2)
+        let items = Dictionary(uniqueKeysWithValues: try await xeroml.dataset(named: "prompts").items.map { ($0.externalID!, $0) })
+        #expect(items["a"]?.input == "[INST] Say hi [/INST]")
+        #expect(items["a"]?.expectedOutput == ["greeting": "hi"])
+        #expect(items["a"]?.metadata == ["tags": ["x", 2], "note": "[draft]"])
+        #expect(items["b"]?.input == "{not json either}")
+        #expect(items["b"]?.expectedOutput == [1])
+        #expect(items["b"]?.metadata == nil)
+    }
+
+    @Test func theArgumentOverridesTheHeader() async throws {
+        let xeroml = try temporaryClient()
+        let path = writeFile("o.csv", "input:json,expected_output\n[INST] hi,\"[1, 2]\"\n")
+        await #expect(throws: XeroMLError.self) { try await xeroml.importDataset(name: "o", from: path) }
+        #expect(try await xeroml.datasets().isEmpty)
+        try await xeroml.importDataset(name: "o", from: path, csvColumnTypes: ["input": .text, "expected_output": .text])
+        let item = try #require(try await xeroml.dataset(named: "o").items.first)
+        #expect(item.input == "[INST] hi")
+        #expect(item.expectedOutput == "[1, 2]")
+    }
+
+    @Test func aJSONColumnReadsEveryCellAsOneValue() async throws {
+        let xeroml = try temporaryClient()
+        let path = writeFile("j.csv", "input:json,expected_output:json\n\"\"\"quoted\"\"\",4\n\"{\"\"a\"\": 1}\",true\n")
+        try await xeroml.importDataset(name: "j", from: path)
+        let items = try await xeroml.dataset(named: "j").items
+        #expect(items.map(\.input) == ["quoted", ["a": 1]])
+        #expect(items.map(\.expectedOutput) == [4, true])
+    }
+
+    @Test func aTypeForAColumnTheFileDoesNotHaveIsRefused() async throws {
+        let xeroml = try temporaryClient()
+        let path = writeFile("t.csv", "input\nx\n")
+        do {
+            try await xeroml.importDataset(name: "t", from: path, csvColumnTypes: ["expected": .text])
+            Issue.record("a type for a missing column must be refused")
+        } catch let error as XeroMLError {
+            #expect(error.message.contains("t.csv:1: a type is given for column \"expected\", which the file does not have"))
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct StreamImportTests {
+    /// A named pipe cannot be memory-mapped: it is copied, then imported, and errors still name it.
+    @Test func importsFromANamedPipe() async throws {
+        let xeroml = try temporaryClient()
+        let dir = temporaryDirectory()
+        let fifo = dir.appendingPathComponent("items.jsonl").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let writer = Thread {
+            // Opening a FIFO for writing blocks until the reader opens it.
+            let handle = FileHandle(forWritingAtPath: fifo)!
+            handle.write(Data("{\"id\": \"1\", \"input\": \"a\"}\n{\"id\": \"2\", \"input\": \"b\"}\n".utf8))
+            try? handle.close()
+        }
+        writer.start()
+        let report = try await xeroml.importDataset(name: "piped", from: fifo)
+        #expect(report.created == 2)
+        #expect(try await xeroml.dataset(named: "piped").items.map(\.input) == ["a", "b"])
+
+        let bad = Thread {
+            let handle = FileHandle(forWritingAtPath: fifo)!
+            handle.write(Data("{\"input\": \"a\"}\n{\"input\": }\n".utf8))
+            try? handle.close()
+        }
+        bad.start()
+        do {
+            try await xeroml.importDataset(name: "piped-bad", from: fifo)
+            Issue.record("a bad line in a pipe must fail")
+        } catch let error as XeroMLError {
+            #expect(error.message.hasPrefix("\(fifo):2: invalid JSON"), "\(error.message)")
+        }
+        #expect(try await xeroml.datasets().map(\.name) == ["piped"])
+        // The copy of a stream is removed once imported; a regular file is read in place.
+        let writerAgain = Thread {
+            let handle = FileHandle(forWritingAtPath: fifo)!
+            handle.write(Data("{\"input\": \"c\"}\n".utf8))
+            try? handle.close()
+        }
+        writerAgain.start()
+        let source = try await ImportSource.open(fifo)
+        #expect(source.name == fifo && source.readablePath != fifo)
+        #expect(try String(contentsOfFile: source.readablePath, encoding: .utf8) == "{\"input\": \"c\"}\n")
+        source.close()
+        #expect(!FileManager.default.fileExists(atPath: source.readablePath))
+        let regular = try await ImportSource.open(writeFile("r.jsonl", "{}", in: dir))
+        #expect(regular.readablePath == regular.name)
+        regular.close()
+        #expect(FileManager.default.fileExists(atPath: regular.name))
     }
 }
