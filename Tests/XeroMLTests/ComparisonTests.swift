@@ -223,7 +223,7 @@ import FoundationXML
         #expect(collector.failures == 1 + 1)
         #expect(collector.suites["tests"] == "6" && collector.suites["failures"] == "2")
         let markdown = report.markdown()
-        #expect(markdown.contains("❌ failed") && markdown.contains("| ❌ | ok >= 0.9 |"))
+        #expect(markdown.contains("❌ failed") && markdown.contains("| ❌ | ok &gt;= 0.9 |"))
     }
 }
 
@@ -339,7 +339,7 @@ import FoundationXML
         #expect(csv.status == 0)
         #expect(csv.stdout.split(separator: "\n").count == 1)  // header only: nothing regressed
         let markdown = try await runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db, "--format", "markdown"])
-        #expect(markdown.stdout.contains("| exact_match | lookup-v2 |"))
+        #expect(markdown.stdout.contains(#"| exact\_match | lookup-v2 |"#))
         let text = try await runCLI(["compare", "lookup-v1", "lookup-v2", "--db", db])
         #expect(text.stdout.contains("significant improvement"))
         let one = try await runCLI(["compare", "lookup-v1", "--db", db])
