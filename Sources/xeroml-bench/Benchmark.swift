@@ -25,7 +25,7 @@ struct Benchmark {
         case "compare": try await CompareBenchmark(items: items).run()
         case "http": try await HTTPBenchmark(concurrencies: [8, 32, 128]).run()
         case "stats":
-            StatisticsBenchmark(simulations: option("--simulations", default: 10_000),
+            StatisticsBenchmark(simulations: option("--simulations", default: 40_000),
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
                                 seed: UInt64(option("--seed", default: 2026))).run()
         default:
