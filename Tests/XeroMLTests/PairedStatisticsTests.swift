@@ -170,6 +170,22 @@ func close(_ a: Double, _ b: Double, relative: Double, absolute: Double = 0) -> 
     }
 }
 
+@Suite(.timeLimit(.minutes(1))) struct DeclaredRangeTests {
+    @Test func evaluatorsDeclareTheirRangesToTheRunSummary() async throws {
+        let xeroml = try temporaryClient()
+        let items = (0..<6).map { LocalItem(input: .int(Int64($0)), expectedOutput: .string($0 == 0 ? "abcd" : "same")) }
+        let report = try await xeroml.runExperiment(name: "sim", items: items,
+                                                    evaluators: [LevenshteinSimilarity(name: "similarity")]) { run in
+            run.setOutput(.string(run.input.doubleValue == 0 ? "abcx" : "same"))
+        }
+        // Similarities 0.75, 1, 1, 1, 1, 1: the t interval's upper bound (1.065) is clipped to 1.
+        let similarity = try #require(report.summary.score("similarity"))
+        #expect(similarity.range == 0...1)
+        #expect(similarity.confidenceInterval95?.upperBound == 1)
+        #expect(similarity.confidenceInterval95!.lowerBound < similarity.mean!)
+    }
+}
+
 @Suite struct VarianceTests {
     func cases() throws -> [(label: String, values: [Double], mean: Double, variance: Double)] {
         let cases = try #require(try statisticsFixture("variance.json")["cases"] as? [[String: Any]])
