@@ -119,6 +119,8 @@ func junitProblems(_ xml: String) async throws -> String? {
         #expect(m("- item") == #"\- item"#)
         #expect(m("1. first") == #"1\. first"#)
         #expect(m("a-b 2.5") == "a-b 2.5")
+        #expect(m("0.4 over 75 items") == "0.4 over 75 items")
+        #expect(m("3)") == #"3\)"#)
         #expect(m("`x` *y* [z](u)") == #"\`x\` \*y\* \[z\](u)"#)
         #expect(m(#"\|"#) == #"\\\|"#)
         #expect(m("\u{1B}[2J") == #"\\x1B\[2J"#)

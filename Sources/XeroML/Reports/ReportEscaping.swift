@@ -19,8 +19,11 @@ public enum ReportEscaping {
         var atStart = true
         var digitsOnly = true  // nothing but digits so far (a "1." would start a list)
         var previous: Unicode.Scalar?
-        for scalar in text.unicodeScalars {
+        let scalars = Array(text.unicodeScalars)
+        for (index, scalar) in scalars.enumerated() {
             defer { previous = scalar }
+            // "1." or "1)" followed by a space (or nothing) would open an ordered list.
+            let listMarker = digitsOnly && !out.isEmpty && (index + 1 == scalars.count || scalars[index + 1] == " ")
             switch scalar {
             case "\n" where previous == "\r":
                 continue  // \r\n is one break
@@ -43,8 +46,8 @@ public enum ReportEscaping {
                 case "\\", "|", "`", "*", "_", "[", "]", "~", "$", "!": out += "\\" + String(scalar)
                 case "#" where atStart, "-" where atStart, "+" where atStart, "=" where atStart:
                     out += "\\" + String(scalar)
-                case "." where digitsOnly && !out.isEmpty, ")" where digitsOnly && !out.isEmpty:
-                    out += "\\" + String(scalar)  // "1." or "1)" at the start would open an ordered list
+                case "." where listMarker, ")" where listMarker:
+                    out += "\\" + String(scalar)
                 default: out.unicodeScalars.append(scalar)
                 }
             }
