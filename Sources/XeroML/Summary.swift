@@ -62,7 +62,10 @@ public struct ExperimentResults: Sendable, RandomAccessCollection {
     }
 
     /// A readable multi-line summary of the run.
-    public func format() -> String { summary.format(title: "Run \"\(run.name)\"" + (run.datasetName.map { " on \($0)" } ?? "")) }
+    public func format() -> String {
+        let t = ReportEscaping.terminal
+        return summary.format(title: "Run \"\(t(run.name))\"" + (run.datasetName.map { " on \(t($0))" } ?? ""))
+    }
 }
 
 /// Summary statistics of one score name over the items of a run.
@@ -136,8 +139,10 @@ public struct RunSummary: Sendable, Hashable {
     /// The statistics of the score `name`, or `nil`.
     public func score(_ name: String) -> ScoreStatistics? { scores.first { $0.name == name } }
 
-    /// A readable multi-line summary.
+    /// A readable multi-line summary for a terminal; score names and categories pass through
+    /// ``ReportEscaping/terminal(_:)`` (the title is written as given).
     public func format(title: String) -> String {
+        let t = ReportEscaping.terminal
         var lines = [title]
         let failed = errorCount > 0 ? ", \(errorCount) failed" : ""
         lines.append("  items: \(itemCount)\(failed)")
@@ -151,7 +156,7 @@ public struct RunSummary: Sendable, Hashable {
             lines.append(text)
         }
         for s in scores {
-            var text = "  \(s.name): "
+            var text = "  \(t(s.name)): "
             if let rate = s.passRate {
                 text += String(format: "%.1f%% pass", rate * 100) + " (n=\(s.count))"
             } else if let mean = s.mean {
@@ -162,7 +167,7 @@ public struct RunSummary: Sendable, Hashable {
                 text += " (n=\(s.count))"
             } else if let categories = s.categories {
                 text += categories.sorted { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }
-                    .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                    .map { "\(t($0.key)) \($0.value)" }.joined(separator: ", ")
             } else if s.count > 0 {
                 text += "\(s.count) text values"
             } else {
@@ -171,7 +176,7 @@ public struct RunSummary: Sendable, Hashable {
             if s.unscored > 0 { text += ", \(s.unscored) unscored" }
             lines.append(text)
         }
-        for score in runScores { lines.append("  \(score.name) (run): \(score.value)") }
+        for score in runScores { lines.append("  \(t(score.name)) (run): \(t(score.value.description))") }
         return lines.joined(separator: "\n")
     }
 }

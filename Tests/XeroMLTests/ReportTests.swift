@@ -254,6 +254,9 @@ func junitProblems(_ xml: String) async throws -> String? {
         let json = comparison.jsonValue(options).jsonString
         #expect((try? JSONSerialization.jsonObject(with: Data(json.utf8))) != nil)
 
+        // The run summary printed by the CLI escapes names too.
+        let results = try await xeroml.results(runID: runName(1))
+        #expect(terminalProblems(results.format()).isEmpty)
         let gate = try await xeroml.gate(run: runName(1), conditions: [.min(scoreName, 0.9), .max("error_rate", 0),
                                                                        .noSignificantRegression],
                                          baseline: runName(0), datasetName: "hostile")
