@@ -62,10 +62,7 @@ public struct ExperimentResults: Sendable, RandomAccessCollection {
     }
 
     /// A readable multi-line summary of the run.
-    public func format() -> String {
-        let t = ReportEscaping.terminal
-        return summary.format(title: "Run \"\(t(run.name))\"" + (run.datasetName.map { " on \(t($0))" } ?? ""))
-    }
+    public func format() -> String { summary.format(title: "Run \"\(run.name)\"" + (run.datasetName.map { " on \($0)" } ?? "")) }
 }
 
 /// Summary statistics of one score name over the items of a run.
@@ -139,11 +136,11 @@ public struct RunSummary: Sendable, Hashable {
     /// The statistics of the score `name`, or `nil`.
     public func score(_ name: String) -> ScoreStatistics? { scores.first { $0.name == name } }
 
-    /// A readable multi-line summary for a terminal; score names and categories pass through
-    /// ``ReportEscaping/terminal(_:)`` (the title is written as given).
+    /// A readable multi-line summary for a terminal; the title, score names and categories pass
+    /// through ``ReportEscaping/terminal(_:)``.
     public func format(title: String) -> String {
         let t = ReportEscaping.terminal
-        var lines = [title]
+        var lines = [t(title)]
         let failed = errorCount > 0 ? ", \(errorCount) failed" : ""
         lines.append("  items: \(itemCount)\(failed)")
         if let p50 = latencyP50, let p95 = latencyP95 {
