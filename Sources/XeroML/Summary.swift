@@ -298,14 +298,17 @@ extension RunSummary {
 /// shift keeps the mean of what is accumulated near zero for clustered values such as latencies in
 /// nanoseconds).
 public struct RunningVariance: Sendable, Hashable {
+    /// How many values were added.
     public private(set) var count = 0
     private var shift = 0.0
     private var shiftedMean = 0.0
     /// Σ (x − mean)².
     public private(set) var squaredDeviations = 0.0
 
+    /// No values yet.
     public init() {}
 
+    /// Adds one value.
     public mutating func add(_ x: Double) {
         if count == 0 { shift = x }
         count += 1
@@ -315,6 +318,7 @@ public struct RunningVariance: Sendable, Hashable {
         squaredDeviations += delta * (y - shiftedMean)
     }
 
+    /// The mean of the values (NaN before the first).
     public var mean: Double { count > 0 ? shift + shiftedMean : .nan }
 
     /// The sample variance (n − 1); 0 for fewer than two values.

@@ -23,12 +23,15 @@ public struct Tolerance: Sendable, Hashable, ExpressibleByFloatLiteral, Expressi
     /// Exact equality only.
     public static let exact = Tolerance(absolute: 0, relative: 0)
 
+    /// A tolerance; negative parts count as 0.
     public init(absolute: Double = 1e-9, relative: Double = 1e-9) {
         self.absolute = Swift.max(0, absolute)
         self.relative = Swift.max(0, relative)
     }
 
+    /// The absolute part, with the default relative one.
     public init(floatLiteral value: Double) { self.init(absolute: value) }
+    /// The absolute part, with the default relative one.
     public init(integerLiteral value: Int) { self.init(absolute: Double(value)) }
 
     /// Whether `a` and `b` are equal within the tolerance.
@@ -41,6 +44,7 @@ public struct Tolerance: Sendable, Hashable, ExpressibleByFloatLiteral, Expressi
         ties(candidate, baseline) ? 0 : candidate - baseline
     }
 
+    /// Both parts, for messages.
     public var description: String { "absolute \(formatNumber(absolute)), relative \(formatNumber(relative))" }
 }
 
@@ -58,14 +62,18 @@ public struct ConfidenceInterval: Sendable, Hashable {
         case percentileBootstrap = "percentile_bootstrap"
     }
 
+    /// The lower bound.
     public var lower: Double
+    /// The upper bound.
     public var upper: Double
     /// The nominal coverage, 0.95.
     public var level: Double
+    /// How the interval was computed.
     public var method: Method
     /// Whether a bound was moved to the edge of the score's range.
     public var clipped: Bool
 
+    /// An interval from its bounds.
     public init(lower: Double, upper: Double, level: Double = 0.95, method: Method, clipped: Bool = false) {
         self.lower = lower
         self.upper = upper
@@ -74,6 +82,7 @@ public struct ConfidenceInterval: Sendable, Hashable {
         self.clipped = clipped
     }
 
+    /// The bounds as a range.
     public var range: ClosedRange<Double> { lower...upper }
 
     /// The interval moved inside `bounds` (unchanged when `bounds` is `nil`).

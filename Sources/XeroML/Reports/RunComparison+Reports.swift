@@ -3,9 +3,12 @@ import Foundation
 /// How an item is shown in a comparison report: a short label (your dataset id, else the start of
 /// XeroML's) and its input as text.
 public struct ComparisonItemLabel: Sendable, Hashable {
+    /// The short label of the item.
     public var label: String
+    /// The item's input, as text.
     public var input: String
 
+    /// A label and an input.
     public init(label: String, input: String) {
         self.label = label
         self.input = input
@@ -24,6 +27,7 @@ public struct ComparisonReportOptions: Sendable {
     /// items without one show the start of their id.
     public var itemLabels: [String: ComparisonItemLabel]
 
+    /// Options with the defaults of `xeroml compare`: 20 items, all of them, no colour.
     public init(itemLimit: Int = 20, onlyRegressions: Bool = false, color: Bool = false,
                 itemLabels: [String: ComparisonItemLabel] = [:]) {
         self.itemLimit = itemLimit

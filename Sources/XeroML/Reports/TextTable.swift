@@ -25,20 +25,27 @@ public struct TextTable: Sendable {
 
     /// One cell: its text (escaped when rendered) and an optional colour.
     public struct Cell: Sendable, Hashable, ExpressibleByStringLiteral {
+        /// The text, shown escaped.
         public var text: String
+        /// The colour, used when the table is rendered with colour.
         public var color: Color?
 
+        /// A cell of `text`, optionally coloured.
         public init(_ text: String, color: Color? = nil) {
             self.text = text
             self.color = color
         }
 
+        /// A plain cell.
         public init(stringLiteral value: String) { self.init(value) }
     }
 
+    /// The column headers (their count is the number of columns).
     public var headers: [String]
+    /// The rows, in order.
     public var rows: [[Cell]] = []
 
+    /// An empty table with these columns.
     public init(headers: [String]) { self.headers = headers }
 
     /// Appends a row of plain cells.
