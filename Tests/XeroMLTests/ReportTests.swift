@@ -203,6 +203,12 @@ func junitProblems(_ xml: String) async throws -> String? {
                     GateConditionResult(condition: .noSignificantRegression, passed: false, actual: nil, detail: text, items: [item]),
                 ],
                 itemVerdicts: [GateItemVerdict(item: item, failure: text), GateItemVerdict(item: item, failure: nil)])
+            var unfinished = report
+            unfinished.incomplete = [text, other]
+            unfinished.partial = [other]
+            #expect(!unfinished.passed && unfinished.markdown().contains("❌ incomplete"))
+            try await check(markdown: unfinished.markdown(), terminal: [unfinished.format()], junit: unfinished.junitXML(),
+                            context: "incomplete gate report #\(i)")
             try await check(markdown: report.markdown(), terminal: [report.format()], junit: report.junitXML(),
                             context: "gate report #\(i)")
         }

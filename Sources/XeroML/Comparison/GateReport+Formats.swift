@@ -8,12 +8,22 @@ extension GateReport {
     /// so a newline in a message is `&#10;` and no text can break the document.
     public func junitXML() -> String {
         let x = ReportEscaping.xml
-        let conditionFailures = failures.count
+        // An incomplete run is one failed case per reason; an allowed partial one a passing case per reason.
+        let conditionCases = conditions.count + incomplete.count + partial.count
+        let conditionFailures = failures.count + incomplete.count
         let itemFailures = itemVerdicts.filter { $0.failure != nil }.count
         var xml = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
-        xml += #"<testsuites name="\#(x("xeroml gate " + runName))" tests="\#(conditions.count + itemVerdicts.count)" "#
+        xml += #"<testsuites name="\#(x("xeroml gate " + runName))" tests="\#(conditionCases + itemVerdicts.count)" "#
         xml += #"failures="\#(conditionFailures + itemFailures)" errors="0" skipped="0">"# + "\n"
-        xml += #"  <testsuite name="conditions" tests="\#(conditions.count)" failures="\#(conditionFailures)" errors="0" skipped="0">"# + "\n"
+        xml += #"  <testsuite name="conditions" tests="\#(conditionCases)" failures="\#(conditionFailures)" errors="0" skipped="0">"# + "\n"
+        for reason in incomplete {
+            xml += #"    <testcase classname="xeroml.gate.conditions" name="complete runs">"# + "\n"
+            xml += #"      <failure message="\#(x(reason))" type="incomplete">\#(x(reason + " (finish or resume it, or allow partial runs on purpose)"))</failure>"# + "\n"
+            xml += "    </testcase>\n"
+        }
+        for reason in partial {
+            xml += #"    <testcase classname="xeroml.gate.conditions" name="\#(x("partial run (allowed): " + reason))"/>"# + "\n"
+        }
         for result in conditions {
             let name = x(result.condition.description)
             if result.passed {
@@ -49,9 +59,14 @@ extension GateReport {
     /// ``ReportEscaping/markdown(_:)``.
     public func markdown() -> String {
         let m = ReportEscaping.markdown
-        var md = "### XeroML gate: \(passed ? "✅ passed" : "❌ failed") — run \(m(runName))"
+        let verdict = passed ? "✅ passed" : incomplete.isEmpty ? "❌ failed" : "❌ incomplete"
+        var md = "### XeroML gate: \(verdict) — run \(m(runName))"
         if let baselineName { md += " vs \(m(baselineName))" }
         md += "\n\n| | condition | measured |\n|---|---|---|\n"
+        for reason in incomplete {
+            md += "| ❌ | complete runs | \(m(reason + " (finish or resume it, or allow partial runs on purpose)")) |\n"
+        }
+        for reason in partial { md += "| ⚠️ | partial run (allowed) | \(m(reason)) |\n" }
         for result in conditions {
             md += "| \(result.passed ? "✅" : "❌") | \(m(result.condition.description)) | \(m(result.detail)) |\n"
         }
