@@ -89,8 +89,8 @@ extension RunComparison {
         out.append("")
         var runTable = TextTable(headers: ["RUN", "ITEMS", "ERRORS", "LATENCY P50", "LATENCY P95", "COST"])
         for (run, s) in zip(runs, runStatistics) {
-            runTable.append([run.name, "\(s.items)", "\(s.errors)", s.latencyP50.map(formatSeconds) ?? "-",
-                             s.latencyP95.map(formatSeconds) ?? "-", s.cost.map { String(format: "%.4f", $0) } ?? "-"])
+            runTable.append([run.name, "\(s.items)", "\(s.errors)", s.latencyP50.map(formatDuration) ?? "-",
+                             s.latencyP95.map(formatDuration) ?? "-", s.cost.map { String(format: "%.4f", $0) } ?? "-"])
         }
         out.append(runTable.render(color: options.color))
         out.append("")
@@ -286,4 +286,3 @@ extension ScoreChange {
     }
 }
 
-func formatSeconds(_ d: Duration) -> String { formatDuration(d) }
