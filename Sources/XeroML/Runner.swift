@@ -354,7 +354,9 @@ struct Runner: Sendable {
         let (run, summary) = try await experiment.client.store.read { db in
             (try XeroML.findRun(db, reference: runID, datasetName: nil)!, try RunSummary(db, runID: runID))
         }
-        return ExperimentReport(run: run, summary: summary, progress: final)
+        // Intervals clipped to the ranges the evaluators declare (a similarity cannot pass 1).
+        let ranges = experiment.evaluators.reduce(into: [String: ClosedRange<Double>]()) { $0.merge($1.scoreRanges) { a, _ in a } }
+        return ExperimentReport(run: run, summary: summary.declaringRanges(ranges), progress: final)
     }
 
     /// Runs the run evaluators over all results and records their scores on the run, replacing those

@@ -79,8 +79,14 @@ public struct ScoreStatistics: Sendable, Hashable, Codable {
     public var standardDeviation: Double?
     /// Standard error of the mean: sd / √n.
     public var standardError: Double?
-    /// 95% confidence interval of the mean (Student's t with n − 1 degrees of freedom).
+    /// 95% confidence interval of the mean: Wilson's for a boolean score (a pass rate), Student's t
+    /// with n − 1 degrees of freedom otherwise, clipped to ``range`` when it is known.
     public var confidenceInterval95: ClosedRange<Double>?
+    /// How ``confidenceInterval95`` was computed.
+    public var intervalMethod: ConfidenceInterval.Method?
+    /// The values the score can take, when known: [0, 1] for a boolean score, or a range declared
+    /// with ``declaringRange(_:)``; `nil` (unknown, nothing clipped) otherwise.
+    public var range: ClosedRange<Double>?
     public var min: Double?
     public var median: Double?
     public var p95: Double?
@@ -130,9 +136,11 @@ public struct RunSummary: Sendable, Hashable {
     /// The statistics of the score `name`, or `nil`.
     public func score(_ name: String) -> ScoreStatistics? { scores.first { $0.name == name } }
 
-    /// A readable multi-line summary.
+    /// A readable multi-line summary for a terminal; the title, score names and categories pass
+    /// through ``ReportEscaping/terminal(_:)``.
     public func format(title: String) -> String {
-        var lines = [title]
+        let t = ReportEscaping.terminal
+        var lines = [t(title)]
         let failed = errorCount > 0 ? ", \(errorCount) failed" : ""
         lines.append("  items: \(itemCount)\(failed)")
         if let p50 = latencyP50, let p95 = latencyP95 {
@@ -145,7 +153,7 @@ public struct RunSummary: Sendable, Hashable {
             lines.append(text)
         }
         for s in scores {
-            var text = "  \(s.name): "
+            var text = "  \(t(s.name)): "
             if let rate = s.passRate {
                 text += String(format: "%.1f%% pass", rate * 100) + " (n=\(s.count))"
             } else if let mean = s.mean {
@@ -156,7 +164,7 @@ public struct RunSummary: Sendable, Hashable {
                 text += " (n=\(s.count))"
             } else if let categories = s.categories {
                 text += categories.sorted { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }
-                    .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                    .map { "\(t($0.key)) \($0.value)" }.joined(separator: ", ")
             } else if s.count > 0 {
                 text += "\(s.count) text values"
             } else {
@@ -165,13 +173,14 @@ public struct RunSummary: Sendable, Hashable {
             if s.unscored > 0 { text += ", \(s.unscored) unscored" }
             lines.append(text)
         }
-        for score in runScores { lines.append("  \(score.name) (run): \(score.value)") }
+        for score in runScores { lines.append("  \(t(score.name)) (run): \(t(score.value.description))") }
         return lines.joined(separator: "\n")
     }
 }
 
 /// What the statistics of one score name are computed from, whether the values are in memory or
-/// aggregated by SQL.
+/// aggregated by SQL. The spread is kept as a mean and a sum of squared deviations from it (two
+/// passes), never as a sum of squares: see ``Statistics/meanAndVariance(_:)``.
 struct ScoreAggregate {
     var name: String
     var numericCount = 0
@@ -179,8 +188,12 @@ struct ScoreAggregate {
     var categoricalCount = 0
     var textCount = 0
     var unscoredCount = 0
-    var sum = 0.0
-    var sumOfSquares = 0.0
+    /// Mean of the numeric and boolean values (booleans as 1 and 0).
+    var mean = 0.0
+    /// Σ (x − mean)² over those values.
+    var squaredDeviations = 0.0
+    /// Σ (x − mean): zero up to rounding; it corrects the rounding of the mean (corrected two-pass).
+    var deviations = 0.0
     var min: Double?
     var max: Double?
     var median: Double?
@@ -201,10 +214,13 @@ struct ScoreAggregate {
             case .unscored: unscoredCount += 1
             }
         }
-        let mean = numbers.isEmpty ? 0 : numbers.reduce(0, +) / Double(numbers.count)
-        sum = numbers.reduce(0, +)
-        // Sum of squares about the mean, shifted back, for numerical stability.
-        sumOfSquares = numbers.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } + Double(numbers.count) * mean * mean
+        if !numbers.isEmpty {
+            mean = numbers.reduce(0, +) / Double(numbers.count)
+            for x in numbers {
+                squaredDeviations += (x - mean) * (x - mean)
+                deviations += x - mean
+            }
+        }
         numbers.sort()
         min = numbers.first
         max = numbers.last
@@ -213,6 +229,13 @@ struct ScoreAggregate {
     }
 
     var numberCount: Int { numericCount + booleanCount }
+
+    /// The sample variance (n − 1), corrected two-pass: (Σ(x − m)² − (Σ(x − m))²/n) / (n − 1).
+    var variance: Double {
+        guard numberCount > 1 else { return 0 }
+        let n = Double(numberCount)
+        return Swift.max(0, (squaredDeviations - deviations * deviations / n) / (n - 1))
+    }
 }
 
 extension ScoreStatistics {
@@ -225,28 +248,85 @@ extension ScoreStatistics {
         unscored = a.unscoredCount
         if a.numberCount > 0 {
             let n = Double(a.numberCount)
-            let mean = a.sum / n
+            let mean = a.mean
             self.mean = mean
+            let booleans = a.booleanCount == a.numberCount
+            if booleans { range = 0...1 }
             if a.numberCount > 1 {
-                let variance = Statistics.sampleVariance(count: a.numberCount, sum: a.sum, sumOfSquares: a.sumOfSquares)
-                let sd = variance.squareRoot()
-                let se = sd / n.squareRoot()
-                let t = Statistics.tQuantile975(degreesOfFreedom: a.numberCount - 1)
+                let sd = a.variance.squareRoot()
                 standardDeviation = sd
-                standardError = se
-                confidenceInterval95 = (mean - t * se)...(mean + t * se)
+                standardError = sd / n.squareRoot()
             }
+            let interval = booleans
+                ? Statistics.wilsonInterval(successes: Int((mean * n).rounded()), count: a.numberCount)
+                : Statistics.studentTInterval(mean: mean, variance: a.variance, count: a.numberCount, range: range)
+            confidenceInterval95 = interval?.range
+            intervalMethod = interval?.method
             min = a.min
             max = a.max
             median = a.median
             p95 = a.p95
-            if a.booleanCount == a.numberCount { passRate = mean }
+            if booleans { passRate = mean }
         }
         if a.categoricalCount > 0 { categories = a.categories }
     }
+
+    /// These statistics with the score's range declared (for a score whose values cannot leave it,
+    /// such as a similarity in [0, 1]): the interval is clipped to it.
+    public func declaringRange(_ bounds: ClosedRange<Double>) -> ScoreStatistics {
+        var copy = self
+        copy.range = bounds
+        if let ci = confidenceInterval95, let method = intervalMethod {
+            copy.confidenceInterval95 = ConfidenceInterval(lower: ci.lowerBound, upper: ci.upperBound, method: method)
+                .clipped(to: bounds).range
+        }
+        return copy
+    }
 }
 
-/// Small, dependency-free statistics used by summaries.
+extension RunSummary {
+    /// The summary with score ranges declared by name (see ``ScoreStatistics/declaringRange(_:)``).
+    public func declaringRanges(_ ranges: [String: ClosedRange<Double>]) -> RunSummary {
+        var copy = self
+        copy.scores = scores.map { s in ranges[s.name].map { s.declaringRange($0) } ?? s }
+        return copy
+    }
+}
+
+/// Running mean and variance of a stream of values: Welford's update of the values shifted by the
+/// first one, numerically stable for values of any magnitude (no sum of squares is formed, and the
+/// shift keeps the mean of what is accumulated near zero for clustered values such as latencies in
+/// nanoseconds).
+public struct RunningVariance: Sendable, Hashable {
+    /// How many values were added.
+    public private(set) var count = 0
+    private var shift = 0.0
+    private var shiftedMean = 0.0
+    /// Σ (x − mean)².
+    public private(set) var squaredDeviations = 0.0
+
+    /// No values yet.
+    public init() {}
+
+    /// Adds one value.
+    public mutating func add(_ x: Double) {
+        if count == 0 { shift = x }
+        count += 1
+        let y = x - shift
+        let delta = y - shiftedMean
+        shiftedMean += delta / Double(count)
+        squaredDeviations += delta * (y - shiftedMean)
+    }
+
+    /// The mean of the values (NaN before the first).
+    public var mean: Double { count > 0 ? shift + shiftedMean : .nan }
+
+    /// The sample variance (n − 1); 0 for fewer than two values.
+    public var variance: Double { count > 1 ? Swift.max(0, squaredDeviations / Double(count - 1)) : 0 }
+}
+
+/// Small, dependency-free statistics used by summaries and comparisons. docs/statistics.md gives
+/// every formula and the coverage measured for each interval.
 public enum Statistics {
     /// Mean, sample standard deviation, standard error and a t-based 95% confidence interval.
     public static func describe(_ values: [Double]) -> (mean: Double, standardDeviation: Double?, standardError: Double?,
@@ -255,13 +335,54 @@ public enum Statistics {
         return (stats.mean ?? .nan, stats.standardDeviation, stats.standardError, stats.confidenceInterval95)
     }
 
-    /// The sample variance (n − 1 denominator) from a count, a sum and a sum of squares; 0 for fewer
-    /// than two values. Never negative (rounding can make the difference of sums slightly so).
-    public static func sampleVariance(count: Int, sum: Double, sumOfSquares: Double) -> Double {
-        guard count > 1 else { return 0 }
-        let n = Double(count)
-        let mean = sum / n
-        return Swift.max(0, (sumOfSquares - n * mean * mean) / (n - 1))
+    /// The mean and the sample variance (n − 1) of `values`, by the corrected two-pass algorithm
+    /// (Chan, Golub & LeVeque 1983): m = Σx/n, then (Σ(x − m)² − (Σ(x − m))²/n)/(n − 1). Exact to a
+    /// few units in the last place for values near 10⁸ or 10⁻⁸ alike; the variance is 0 for fewer
+    /// than two values and never negative.
+    public static func meanAndVariance(_ values: [Double]) -> (mean: Double, variance: Double) {
+        guard !values.isEmpty else { return (.nan, 0) }
+        let n = Double(values.count)
+        let mean = values.reduce(0, +) / n
+        guard values.count > 1 else { return (mean, 0) }
+        var squares = 0.0, deviations = 0.0
+        for x in values {
+            squares += (x - mean) * (x - mean)
+            deviations += x - mean
+        }
+        return (mean, Swift.max(0, (squares - deviations * deviations / n) / (n - 1)))
+    }
+
+    /// The sample variance (n − 1) of `values` (``meanAndVariance(_:)``).
+    public static func sampleVariance(_ values: [Double]) -> Double { meanAndVariance(values).variance }
+
+    /// Student's t 95% interval of the mean, mean ± t(0.975, n − 1) · s/√n, clipped to `range` when
+    /// given; `nil` for fewer than two values.
+    public static func studentTInterval(_ values: [Double], range: ClosedRange<Double>? = nil) -> ConfidenceInterval? {
+        let (mean, variance) = meanAndVariance(values)
+        return studentTInterval(mean: mean, variance: variance, count: values.count, range: range)
+    }
+
+    /// Student's t 95% interval from a mean, a sample variance and a count.
+    public static func studentTInterval(mean: Double, variance: Double, count: Int, range: ClosedRange<Double>? = nil)
+        -> ConfidenceInterval?
+    {
+        guard count > 1, mean.isFinite, variance.isFinite else { return nil }
+        let half = tQuantile975(degreesOfFreedom: count - 1) * (variance / Double(count)).squareRoot()
+        return ConfidenceInterval(lower: mean - half, upper: mean + half, method: .studentT).clipped(to: range)
+    }
+
+    /// Wilson's 95% score interval of a proportion (Wilson 1927): always inside [0, 1], and close to
+    /// nominal coverage at small n and near 0 or 1, where the normal (Wald) interval fails.
+    public static func wilsonInterval(successes: Int, count: Int) -> ConfidenceInterval? {
+        guard count > 0, (0...count).contains(successes) else { return nil }
+        let z = 1.959963984540054, n = Double(count), p = Double(successes) / n
+        let denominator = 1 + z * z / n
+        let center = (p + z * z / (2 * n)) / denominator
+        let half = z / denominator * (p * (1 - p) / n + z * z / (4 * n * n)).squareRoot()
+        // The exact bounds at 0 and n successes are 0 and 1; rounding can miss them by an ulp.
+        let lower = successes == 0 ? 0 : Swift.max(0, center - half)
+        let upper = successes == count ? 1 : Swift.min(1, center + half)
+        return ConfidenceInterval(lower: lower, upper: upper, method: .wilson)
     }
 
     /// The p-th percentile (0…1) of sorted values, by linear interpolation between closest ranks
@@ -274,18 +395,24 @@ public enum Statistics {
         return sorted[lower] + (h - Double(lower)) * (sorted[upper] - sorted[lower])
     }
 
-    /// The 97.5% quantile of Student's t distribution (two-sided 95%), exact to 3 decimals for
-    /// df ≤ 30 (standard tables) and by the Cornish–Fisher expansion above.
+    /// The 97.5% quantile of Student's t distribution (two-sided 95%): a table to 9 decimals for
+    /// df ≤ 30, and the Cornish–Fisher expansion in 1/df to the fourth order above (within 3·10⁻⁸
+    /// at df = 31, 10⁻¹⁰ at df = 100).
     public static func tQuantile975(degreesOfFreedom df: Int) -> Double {
-        let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                               2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                               2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+        let table: [Double] = [
+            12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
+            2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
+            2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
+            2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
+            2.045229642, 2.042272456,
+        ]
         if df >= 1 && df <= 30 { return table[df - 1] }
-        let z = 1.959964, v = Double(df)
+        let z = 1.959963984540054, v = Double(Swift.max(df, 1))
         let g1 = (pow(z, 3) + z) / 4
         let g2 = (5 * pow(z, 5) + 16 * pow(z, 3) + 3 * z) / 96
         let g3 = (3 * pow(z, 7) + 19 * pow(z, 5) + 17 * pow(z, 3) - 15 * z) / 384
-        return z + g1 / v + g2 / (v * v) + g3 / (v * v * v)
+        let g4 = (79 * pow(z, 9) + 776 * pow(z, 7) + 1482 * pow(z, 5) - 1920 * pow(z, 3) - 945 * z) / 92160
+        return z + g1 / v + g2 / (v * v) + g3 / (v * v * v) + g4 / (v * v * v * v)
     }
 }
 
@@ -329,11 +456,22 @@ extension RunSummary {
         (itemCount, errorCount) = (latencies.count, errors)
         (latencyP50, latencyP95) = Self.latencyPercentiles(latencies)
         self.usage = usage
+        // Two passes, for a variance that stays exact for values near 10⁸ as near 10⁻⁸: the mean per
+        // name first, then the squared deviations from it (and their plain sum, which corrects the
+        // rounding of the mean). Both passes read the covering index only.
         var aggregates = try db.query("""
-            SELECT name, sum(data_type = 'numeric'), sum(data_type = 'boolean'), sum(data_type = 'categorical'),
-                sum(data_type = 'text'), sum(data_type = 'unscored'), total(value), total(value * value), min(value),
-                max(value), min(rowid)
-            FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL GROUP BY name ORDER BY min(rowid)
+            WITH means AS (
+                SELECT name, avg(value) AS mean FROM scores
+                WHERE run_id = ?1 AND run_item_id IS NOT NULL AND data_type IN ('numeric', 'boolean') GROUP BY name
+            )
+            SELECT s.name, sum(s.data_type = 'numeric'), sum(s.data_type = 'boolean'), sum(s.data_type = 'categorical'),
+                sum(s.data_type = 'text'), sum(s.data_type = 'unscored'), m.mean,
+                total(CASE WHEN s.data_type IN ('numeric', 'boolean') THEN (s.value - m.mean) * (s.value - m.mean) END),
+                total(CASE WHEN s.data_type IN ('numeric', 'boolean') THEN s.value - m.mean END),
+                min(CASE WHEN s.data_type IN ('numeric', 'boolean') THEN s.value END),
+                max(CASE WHEN s.data_type IN ('numeric', 'boolean') THEN s.value END), min(s.rowid)
+            FROM scores s LEFT JOIN means m ON m.name = s.name
+            WHERE s.run_id = ?1 AND s.run_item_id IS NOT NULL GROUP BY s.name ORDER BY min(s.rowid)
             """, run) { s -> ScoreAggregate in
             var a = ScoreAggregate(name: s.text(0)!)
             a.numericCount = s.int(1)
@@ -341,10 +479,11 @@ extension RunSummary {
             a.categoricalCount = s.int(3)
             a.textCount = s.int(4)
             a.unscoredCount = s.int(5)
-            a.sum = s.double(6)
-            a.sumOfSquares = s.double(7)
-            a.min = s.optionalDouble(8)
-            a.max = s.optionalDouble(9)
+            a.mean = s.optionalDouble(6) ?? 0
+            a.squaredDeviations = s.double(7)
+            a.deviations = s.double(8)
+            a.min = s.optionalDouble(9)
+            a.max = s.optionalDouble(10)
             return a
         }
         let nth = try db.cached("""
@@ -449,9 +588,8 @@ extension ExperimentResults {
                 for score in result.scores { if let v = score.value.numericValue { values[score.name, default: []].append(v) } }
             }
             let spreads = values.mapValues { v -> ItemRepetitions.Spread in
-                let sum = v.reduce(0, +)
-                let variance = Statistics.sampleVariance(count: v.count, sum: sum, sumOfSquares: v.reduce(0) { $0 + $1 * $1 })
-                return .init(count: v.count, mean: sum / Double(v.count), variance: variance)
+                let (mean, variance) = Statistics.meanAndVariance(v)
+                return .init(count: v.count, mean: mean, variance: variance)
             }
             return ItemRepetitions(datasetItemID: results[0].datasetItemID, input: results[0].input, results: results,
                                    scores: spreads)

@@ -3,7 +3,8 @@ import XeroML
 import XeroMLSQLite
 
 /// Release-mode benchmarks with a raw-SQLite baseline measured in the same process, so the ratio holds
-/// even on a noisy machine. Run: `swift run -c release xeroml-bench [core] [--items N] [--rounds R]`.
+/// even on a noisy machine. Run: `swift run -c release xeroml-bench [core] [--items N] [--rounds R]`;
+/// `xeroml-bench stats [--simulations N] [--seed S]` measures interval coverage and false positives.
 @main
 struct Benchmark {
     static func main() async throws {
@@ -23,8 +24,12 @@ struct Benchmark {
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         case "compare": try await CompareBenchmark(items: items).run()
         case "http": try await HTTPBenchmark(concurrencies: [8, 32, 128]).run()
+        case "stats":
+            StatisticsBenchmark(simulations: option("--simulations", default: 40_000),
+                                bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
+                                seed: UInt64(option("--seed", default: 2026))).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, http\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, http, stats\n".utf8))
             exit(2)
         }
     }

@@ -67,14 +67,14 @@ import Testing
 
 @Suite struct StatisticsTests {
     @Test func describesKnownSample() {
-        // Sample 2,4,4,4,5,5,7,9: mean 5, sample variance 32/7, sd 2.13809; t(0.975, 7) = 2.365.
+        // Sample 2,4,4,4,5,5,7,9: mean 5, sample variance 32/7, sd 2.13809; t(0.975, 7) = 2.364624252.
         let stats = Statistics.describe([2, 4, 4, 4, 5, 5, 7, 9])
         #expect(stats.mean == 5)
         #expect(abs(stats.standardDeviation! - 2.138090) < 1e-6)
         #expect(abs(stats.standardError! - 0.755929) < 1e-6)
         let ci = stats.confidenceInterval95!
-        #expect(abs(ci.lowerBound - (5 - 2.365 * 0.755929)) < 1e-5)
-        #expect(abs(ci.upperBound - (5 + 2.365 * 0.755929)) < 1e-5)
+        #expect(abs(ci.lowerBound - (5 - 2.364624252 * 0.755929)) < 1e-5)
+        #expect(abs(ci.upperBound - (5 + 2.364624252 * 0.755929)) < 1e-5)
     }
 
     @Test func percentilesInterpolateLikeType7() {
@@ -85,7 +85,7 @@ import Testing
     }
 
     @Test func tQuantilesMatchTables() {
-        #expect(Statistics.tQuantile975(degreesOfFreedom: 1) == 12.706)
+        #expect(Statistics.tQuantile975(degreesOfFreedom: 1) == 12.706204736)
         #expect(abs(Statistics.tQuantile975(degreesOfFreedom: 60) - 2.000) < 0.001)
         #expect(abs(Statistics.tQuantile975(degreesOfFreedom: 120) - 1.980) < 0.001)
     }

@@ -5,26 +5,34 @@ import XeroMLSQLite
 public struct ComparisonOptions: Sendable, Hashable {
     /// Score names where a smaller value is better (e.g. a distance). Others: bigger is better.
     public var lowerIsBetter: Set<String>
-    /// Differences at most this large count as unchanged.
-    public var tolerance: Double
+    /// When two values count as the same (absolute and relative): such pairs are `unchanged`, and
+    /// their difference is zero in every statistic and test. `tolerance: 0.01` sets the absolute part.
+    public var tolerance: Tolerance
     /// The significance level of the paired tests.
     public var alpha: Double
-    /// Seed of the bootstrap, so intervals are reproducible.
+    /// The values each score can take, by name, for scores whose range is known (a similarity in
+    /// [0, 1]): intervals are clipped to it, and gate thresholds outside it are refused. Boolean
+    /// scores are in [0, 1] without being listed.
+    public var scoreRanges: [String: ClosedRange<Double>]
+    /// Seed of ``PairedTests/bootstrapMeanInterval(_:resamples:seed:bootstrapLimit:)`` when you call
+    /// it yourself; comparisons use Student's t interval, whose coverage is measured in
+    /// docs/statistics.md.
     public var seed: UInt64
-    /// Bootstrap resamples.
+    /// Bootstrap resamples, for the same.
     public var bootstrapResamples: Int
-    /// Above this many pairs the interval of the mean difference is the normal-theory one (see
-    /// ``PairedTests/bootstrapMeanInterval(_:resamples:seed:bootstrapLimit:)``).
+    /// Bootstrap limit, for the same.
     public var bootstrapLimit: Int
 
-    public init(lowerIsBetter: Set<String> = [], tolerance: Double = 1e-9, alpha: Double = 0.05, seed: UInt64 = 1,
-                bootstrapResamples: Int = 2_000, bootstrapLimit: Int = 10_000) {
+    public init(lowerIsBetter: Set<String> = [], tolerance: Tolerance = .standard, alpha: Double = 0.05,
+                seed: UInt64 = 1, bootstrapResamples: Int = 2_000, bootstrapLimit: Int = 10_000,
+                scoreRanges: [String: ClosedRange<Double>] = [:]) {
         self.bootstrapLimit = bootstrapLimit
         self.lowerIsBetter = lowerIsBetter
         self.tolerance = tolerance
         self.alpha = alpha
         self.seed = seed
         self.bootstrapResamples = bootstrapResamples
+        self.scoreRanges = scoreRanges
     }
 }
 
@@ -92,9 +100,8 @@ final class RunColumns: @unchecked Sendable {
     struct ScoreColumn {
         var name: String
         var isBoolean: Bool
-        var count: [Int32]
-        var sum: [Double]
-        var sumOfSquares: [Double]
+        /// Per item: count, mean and variance of its values over repetitions (Welford's update).
+        var values: [RunningVariance]
     }
     var itemKeys: [UInt128] = []
     var runItemKeys: [UInt128] = []
@@ -117,10 +124,9 @@ final class RunColumns: @unchecked Sendable {
 
     func value(_ score: Int, _ item: Int) -> ItemOutcome.Value? {
         let column = scores[score]
-        let n = Int(column.count[item])
-        guard n > 0 else { return nil }
-        let variance = Statistics.sampleVariance(count: n, sum: column.sum[item], sumOfSquares: column.sumOfSquares[item])
-        return ItemOutcome.Value(mean: column.sum[item] / Double(n), variance: variance, count: n, isBoolean: column.isBoolean)
+        let values = column.values[item]
+        guard values.count > 0 else { return nil }
+        return ItemOutcome.Value(mean: values.mean, variance: values.variance, count: values.count, isBoolean: column.isBoolean)
     }
 }
 
@@ -154,8 +160,15 @@ public struct ScoreComparison: Sendable, Hashable {
     public var pairs: Int
     /// Mean of candidate − baseline over the pairs.
     public var meanDifference: Double?
-    /// Percentile bootstrap 95% interval of the mean difference.
-    public var bootstrapInterval95: ClosedRange<Double>?
+    /// The 95% interval of the mean difference: Newcombe's paired-proportion interval for a boolean
+    /// score compared with McNemar, Student's t otherwise, clipped to the range a difference of the
+    /// score can have (docs/comparison.md).
+    public var meanDifferenceInterval: ConfidenceInterval?
+    /// The bounds of ``meanDifferenceInterval`` (the name is kept for source compatibility; the
+    /// interval is no longer a bootstrap one: see ``ConfidenceInterval/method``).
+    public var bootstrapInterval95: ClosedRange<Double>? { meanDifferenceInterval?.range }
+    /// The values the score can take, when known (booleans, or ``ComparisonOptions/scoreRanges``).
+    public var range: ClosedRange<Double>?
     /// Wilcoxon signed-rank test of the paired differences (numeric scores).
     public var wilcoxon: PairedTests.WilcoxonResult?
     /// Exact McNemar test (boolean scores): pairs that went from pass to fail and from fail to pass.
@@ -340,12 +353,10 @@ extension XeroML {
         try scores.bind([.text(runID)])
         defer { scores.reset() }
         var current = -1
-        var count: [Int32] = [], sum: [Double] = [], sumOfSquares: [Double] = []
+        var values: [RunningVariance] = []
         func store() {
             guard current >= 0 else { return }
-            columns[current].count = count
-            columns[current].sum = sum
-            columns[current].sumOfSquares = sumOfSquares
+            columns[current].values = values
         }
         while try scores.step() {
             guard let key = scores.withUTF8(3, UUIDv7.bits), let i = item(of: key) else { continue }
@@ -358,21 +369,14 @@ extension XeroML {
                     current = found
                 } else {
                     columns.append(RunColumns.ScoreColumn(name: name, isBoolean: scores.text(2) == "boolean",
-                                                          count: [], sum: [], sumOfSquares: []))
+                                                          values: []))
                     current = columns.count - 1
                 }
-                count = columns[current].count.isEmpty ? .init(repeating: 0, count: itemCount) : columns[current].count
-                sum = columns[current].sum.isEmpty ? .init(repeating: 0, count: itemCount) : columns[current].sum
-                sumOfSquares = columns[current].sumOfSquares.isEmpty
-                    ? .init(repeating: 0, count: itemCount) : columns[current].sumOfSquares
-                columns[current].count = []
-                columns[current].sum = []
-                columns[current].sumOfSquares = []
+                values = columns[current].values.isEmpty
+                    ? .init(repeating: RunningVariance(), count: itemCount) : columns[current].values
+                columns[current].values = []
             }
-            let v = scores.double(1)
-            count[i] += 1
-            sum[i] += v
-            sumOfSquares[i] += v * v
+            values[i].add(scores.double(1))
         }
         store()
         latencies.sort()
@@ -444,9 +448,9 @@ extension XeroML {
                     } else if let b, let v {
                         pairedBaseline[c - 1][n].append(b.mean)
                         pairedCandidate[c - 1][n].append(v.mean)
-                        var delta = v.mean - b.mean
+                        var delta = options.tolerance.difference(v.mean, b.mean)
                         if lowerIsBetter[n] { delta = -delta }
-                        if abs(delta) <= options.tolerance {
+                        if delta == 0 {
                             change = .unchanged
                         } else if b.count > 1 && v.count > 1,
                                   abs(delta) <= 1.96 * (b.variance / Double(b.count) + v.variance / Double(v.count)).squareRoot() {
@@ -467,12 +471,16 @@ extension XeroML {
             items.append(ComparedItem(datasetItemID: UUIDv7.format(bits: key), outcomes: outcomes, changes: changes))
         }
         var scores: [ScoreComparison] = []
+        let tolerance = options.tolerance
         for candidateIndex in 1..<runs.count {
             for (n, name) in sortedNames.enumerated() {
+                // Only scores the baseline or this candidate has.
+                guard columnOf[0][n] != nil || columnOf[candidateIndex][n] != nil else { continue }
                 let isBoolean = booleans[n]
                 let lowerIsBetter = options.lowerIsBetter.contains(name)
                 let b = pairedBaseline[candidateIndex - 1][n], c = pairedCandidate[candidateIndex - 1][n]
-                let differences = zip(c, b).map { $0 - $1 }
+                // Differences within the tolerance are exactly zero, in every figure below.
+                let differences = zip(c, b).map { tolerance.difference($0, $1) }
                 func mean(_ r: Int) -> Double? {
                     guard let column = columnOf[r][n] else { return nil }
                     let run = loaded[r]
@@ -484,29 +492,37 @@ extension XeroML {
                 for (k, change) in ScoreChange.allCases.enumerated() where counts[candidateIndex - 1][n][k] > 0 {
                     byChange[change] = counts[candidateIndex - 1][n][k]
                 }
+                let range = options.scoreRanges[name] ?? (isBoolean ? 0...1 : nil)
+                // A difference of two values of the range lies within ± its width.
+                let differenceRange = range.map { -($0.upperBound - $0.lowerBound)...($0.upperBound - $0.lowerBound) }
                 var comparison = ScoreComparison(
                     name: name, candidate: candidateIndex - 1, isBoolean: isBoolean, lowerIsBetter: lowerIsBetter,
                     counts: byChange, baselineMean: mean(0), candidateMean: mean(candidateIndex),
                     pairs: differences.count,
                     meanDifference: differences.isEmpty ? nil : differences.reduce(0, +) / Double(differences.count),
-                    bootstrapInterval95: PairedTests.bootstrapMeanInterval(
-                        differences, resamples: options.bootstrapResamples, seed: options.seed,
-                        bootstrapLimit: options.bootstrapLimit),
+                    meanDifferenceInterval: nil, range: range,
                     wilcoxon: nil, mcNemar: nil, significantRegression: false, significantImprovement: false)
                 let worse: Bool
                 let better: Bool
-                if isBoolean && b.allSatisfy({ $0 == 0 || $0 == 1 }) && c.allSatisfy({ $0 == 0 || $0 == 1 }) {
-                    let passToFail = zip(b, c).filter { $0.0 == 1 && $0.1 == 0 }.count
-                    let failToPass = zip(b, c).filter { $0.0 == 0 && $0.1 == 1 }.count
+                // 0/1 up to the tolerance (a mean of agreeing repetitions, rounded or not).
+                func bit(_ v: Double) -> Int? { tolerance.ties(v, 0) ? 0 : tolerance.ties(v, 1) ? 1 : nil }
+                let baseBits = b.map(bit), candidateBits = c.map(bit)
+                if isBoolean && !baseBits.contains(nil) && !candidateBits.contains(nil) {
+                    var cells = [0, 0, 0, 0]  // pass→pass, pass→fail, fail→pass, fail→fail
+                    for (x, y) in zip(baseBits, candidateBits) { cells[(1 - x!) * 2 + (1 - y!)] += 1 }
+                    let passToFail = cells[1], failToPass = cells[2]
                     let p = PairedTests.mcNemarExact(b: passToFail, c: failToPass)
                     comparison.mcNemar = (passToFail, failToPass, p)
+                    comparison.meanDifferenceInterval = PairedTests.pairedProportionInterval(
+                        bothPass: cells[0], passToFail: passToFail, failToPass: failToPass, bothFail: cells[3])
                     worse = lowerIsBetter ? failToPass > passToFail : passToFail > failToPass
                     better = lowerIsBetter ? passToFail > failToPass : failToPass > passToFail
                 } else {
                     // Booleans averaged over repetitions are proportions: compared like numbers.
                     comparison.isBoolean = false
-                    let w = PairedTests.wilcoxonSignedRank(differences)
+                    let w = PairedTests.wilcoxonSignedRank(differences, tolerance: tolerance)
                     comparison.wilcoxon = w
+                    comparison.meanDifferenceInterval = PairedTests.meanDifferenceInterval(differences, range: differenceRange)
                     worse = lowerIsBetter ? w.wPlus > w.wMinus : w.wMinus > w.wPlus
                     better = lowerIsBetter ? w.wMinus > w.wPlus : w.wPlus > w.wMinus
                 }

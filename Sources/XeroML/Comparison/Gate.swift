@@ -143,18 +143,20 @@ public struct GateReport: Sendable, Hashable {
     /// The conditions that failed.
     public var failures: [GateConditionResult] { conditions.filter { !$0.passed } }
 
-    /// A readable report: each condition with ✓/✗, then the items behind failures.
+    /// A readable report for a terminal: each condition with ✓/✗, then the items behind failures.
+    /// Every value from the run goes through ``ReportEscaping/terminal(_:)``.
     public func format() -> String {
-        var lines = ["Gate for run \"\(runName)\"" + (baselineName.map { " against \"\($0)\"" } ?? "") + ": "
+        let t = ReportEscaping.terminal
+        var lines = ["Gate for run \"\(t(runName))\"" + (baselineName.map { " against \"\(t($0))\"" } ?? "") + ": "
                      + (passed ? "PASSED" : incomplete.isEmpty ? "FAILED" : "INCOMPLETE")]
         for reason in incomplete {
-            lines.append("  ✗ incomplete: \(reason) (finish or resume it, or allow partial runs on purpose)")
+            lines.append("  ✗ incomplete: \(t(reason)) (finish or resume it, or allow partial runs on purpose)")
         }
-        for reason in partial { lines.append("  ! partial (allowed): \(reason)") }
+        for reason in partial { lines.append("  ! partial (allowed): \(t(reason))") }
         for result in conditions {
-            lines.append("  \(result.passed ? "✓" : "✗") \(result.condition): \(result.detail)")
+            lines.append("  \(result.passed ? "✓" : "✗") \(t(result.condition.description)): \(t(result.detail))")
             for item in result.items {
-                lines.append("      - \(Gate.describe(item.input)) → \(item.output.map(Gate.describe) ?? "no output"): \(item.reason)")
+                lines.append("      - \(t(Gate.describe(item.input))) → \(t(item.output.map(Gate.describe) ?? "no output")): \(t(item.reason))")
             }
         }
         return lines.joined(separator: "\n")
@@ -184,6 +186,10 @@ public enum Gate {
             case .minimum(let metric, let threshold), .maximum(let metric, let threshold):
                 let isMinimum = if case .minimum = condition { true } else { false }
                 if case .score(let name) = metric, isMinimum { minimums[name] = threshold }
+                if let problem = rangeProblem(condition, results: results, scoreRanges: comparison?.options.scoreRanges ?? [:]) {
+                    outcomes.append(GateConditionResult(condition: condition, passed: false, actual: nil, detail: problem, items: []))
+                    continue
+                }
                 let actual = value(of: metric, summary: summary, results: results)
                 guard let actual else {
                     outcomes.append(GateConditionResult(condition: condition, passed: false, actual: nil,
@@ -334,6 +340,7 @@ extension XeroML {
         }
         let missing = try await incompleteness(of: found, baseline: baselineRun)
         let results = try await self.results(runID: found.id)
+        try Gate.validateThresholds(conditions, results: results, scoreRanges: options.scoreRanges)
         var comparison: RunComparison?
         if let baseline {
             comparison = try await compare(baseline: baseline, candidates: [found.id], datasetName: datasetName,

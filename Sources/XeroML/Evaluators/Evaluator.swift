@@ -66,10 +66,14 @@ public protocol Evaluator: Sendable {
     /// The source recorded on this evaluator's scores, including the unscored one when it throws.
     /// Default: ``ScoreSource/evaluator``; LLM judges say ``ScoreSource/judge``.
     var scoreSource: ScoreSource { get }
+    /// The values each numeric score of this evaluator can take, by score name (a similarity in
+    /// [0, 1]): the run's summary clips its intervals to them. Default: none declared.
+    var scoreRanges: [String: ClosedRange<Double>] { get }
 }
 
 extension Evaluator {
     public var scoreSource: ScoreSource { .evaluator }
+    public var scoreRanges: [String: ClosedRange<Double>] { [:] }
 }
 
 /// Scores a whole run from all of its item results (e.g. an F1 over every item).

@@ -286,6 +286,9 @@ public struct LevenshteinSimilarity: Evaluator {
         self.normalization = normalization
     }
 
+    /// The similarity lies in [0, 1].
+    public var scoreRanges: [String: ClosedRange<Double>] { [name: 0...1] }
+
     /// Scores one item with a similarity in [0, 1].
     public func evaluate(_ input: EvaluationInput) async throws -> [Evaluation] {
         guard let expected = input.expectedText else { throw HeuristicErrors.noExpectedOutput(name) }
