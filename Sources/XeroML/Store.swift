@@ -477,7 +477,13 @@ final class Store: Sendable {
                     // another process) are refused, not added.
                     let finished = try Self.finishedRuns(of: batches, in: db)
                     for batch in batches {
-                        if let runID = batch.runID, finished.contains(runID) { refused.append(batch); continue }
+                        if let runID = batch.runID, finished.contains(runID) {
+                            // Another process resuming the same run finished it with this pair done:
+                            // its result stands and this one yields, as it would to any committed result.
+                            if batch.yieldsToCommittedResult, try Self.pairIsCommitted(batch, in: db) { continue }
+                            refused.append(batch)
+                            continue
+                        }
                         try insert(batch, into: db)
                     }
                     try refreshHeartbeats(of: batches, in: db)
@@ -552,6 +558,14 @@ final class Store: Sendable {
             try db.run("UPDATE experiment_runs SET heartbeat_us = ? WHERE id = ? AND status = 'running'",
                        [.integer(now), .text(run)])
         }
+    }
+
+    /// Whether the (dataset item, repetition) pair of `batch`'s result already has a committed result.
+    static func pairIsCommitted(_ batch: WriteBatch, in db: Connection) throws -> Bool {
+        guard let item = batch.runItems.first, let datasetItemID = item.datasetItemID else { return false }
+        return try db.queryFirst(
+            "SELECT 1 FROM run_items WHERE run_id = ? AND dataset_item_id = ? AND repetition = ?",
+            [.text(item.runID), .text(datasetItemID), .integer(Int64(item.repetition))]) { _ in true } ?? false
     }
 
     /// The runs among those `batches` write to that are finished.
