@@ -253,10 +253,11 @@ public final class Experiment: Sendable {
         if let flushError { throw flushError }
     }
 
-    /// Records the run's status.
-    func mark(_ status: RunStatus) async throws {
+    /// Records the run's status. With `waitingForLock`, waits for another process's lock even after a
+    /// write failed.
+    func mark(_ status: RunStatus, waitingForLock: Bool = false) async throws {
         let id = self.id
-        try await client.store.write { db in
+        try await client.store.write(waitingForLock: waitingForLock) { db in
             try db.run("UPDATE experiment_runs SET status = ?, finished_us = ? WHERE id = ?",
                        [.text(status.rawValue), status == .running ? .null : .integer(nowMicroseconds()), .text(id)])
         }

@@ -333,7 +333,12 @@ struct Runner: Sendable {
             ticker.cancel()
             let status: RunStatus = error is CancellationError || Task.isCancelled ? .interrupted : .failed
             try? await experiment.client.flush()
-            try? await experiment.mark(status)
+            if (try? await experiment.mark(status)) == nil, status == .failed {
+                // The file is still locked: the status is written once the lock frees (within the lock
+                // timeout), without holding up the caller; an exit before that leaves it interrupted.
+                let experiment = self.experiment
+                Task.detached { try? await experiment.mark(.failed, waitingForLock: true) }
+            }
             options.progress?.yield(snapshot())
             options.progress?.finish()
             if status == .interrupted { throw CancellationError() }

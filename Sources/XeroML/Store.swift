@@ -325,7 +325,8 @@ final class Store: Sendable {
     ///
     /// Waits at most ``lockTimeout`` for another process's write lock; cancelling the calling task
     /// stops the wait at once (the write then fails).
-    func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+    func write<T: Sendable>(waitingForLock forceWait: Bool = false,
+                            _ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         if isReadOnly { throw XeroMLError.readOnlyStore(path: path) }
         let cancelled = CancellationFlag()
         do {
@@ -333,7 +334,7 @@ final class Store: Sendable {
                 try await writer.run { [self] db in
                     drain(db, abort: cancelled)
                     // After a failed write, nothing waits for a lock again: the total wait was spent.
-                    let wait = state.withLock { $0.firstFailure == nil }
+                    let wait = forceWait || state.withLock { $0.firstFailure == nil }
                     return try waitingForLock(abort: cancelled, wait: wait) { try db.transaction(.immediate) { try body(db) } }
                 }
             } onCancel: {
@@ -532,7 +533,8 @@ final class Store: Sendable {
                     failures.append("run \(item?.runID ?? "?") already has a result for dataset item "
                                     + "\(item?.datasetItemID ?? "?") repetition \(item?.repetition ?? 0)")
                 } catch {
-                    failures.append(String(describing: error))
+                    // A sentence for people; SQLite's message and SQL stay in the log.
+                    failures.append((error as? SQLiteError).map { Self.storageSentence($0, path: path) } ?? String(describing: error))
                     logger.error("xeroml: a result could not be written", metadata: ["error": "\(error)"])
                 }
             }
@@ -558,6 +560,10 @@ final class Store: Sendable {
             try db.run("UPDATE experiment_runs SET heartbeat_us = ? WHERE id = ? AND status = 'running'",
                        [.integer(now), .text(run)])
         }
+    }
+
+    static func storageSentence(_ error: SQLiteError, path: String) -> String {
+        XeroMLError.storageSentence(error, path: path)
     }
 
     /// Whether the (dataset item, repetition) pair of `batch`'s result already has a committed result.

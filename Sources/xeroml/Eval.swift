@@ -357,6 +357,8 @@ struct JudgeCacheCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
+            // Clearing writes, but a mistyped path must not create a new, empty store.
+            _ = try store.openReadOnly()
             let removed = try await store.open().clearJudgeCache()
             print("Cleared \(removed) cached judge answer\(removed == 1 ? "" : "s") from \(store.path).")
         }

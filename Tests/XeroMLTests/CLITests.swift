@@ -88,8 +88,8 @@ import XeroMLSQLite
         let (items, repetitions) = (200, 2)
         let process = Process()
         process.executableURL = helperExecutable()
-        // 400 pairs × 50 ms at concurrency 8: about 2.5 s, so the kill lands mid-run even on a busy machine.
-        process.arguments = [path, "numbers", "killed", "\(items)", "50", "8", "\(repetitions)"]
+        // 400 pairs × 150 ms at concurrency 8: about 7.5 s, so the kill lands mid-run even on a busy machine.
+        process.arguments = [path, "numbers", "killed", "\(items)", "150", "8", "\(repetitions)"]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         // Wait until part of the run is committed, then kill the process without warning.
