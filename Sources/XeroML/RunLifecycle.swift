@@ -138,13 +138,23 @@ struct RunConfiguration: Sendable {
     var metadata: JSONValue?
     var evaluators: [String]
     var runEvaluators: [String]
+    /// The ranges the evaluators declare for their scores, kept so every reader clips intervals alike.
+    var scoreRanges: [String: ClosedRange<Double>] = [:]
+
+    static func ranges(of evaluators: [any Evaluator]) -> [String: ClosedRange<Double>] {
+        evaluators.reduce(into: [:]) { $0.merge($1.scoreRanges) { first, _ in first } }
+    }
 
     var json: JSONValue {
-        .object([
+        var object: [String: JSONValue] = [
             "evaluators": .array(evaluators.map(JSONValue.string)),
             "run_evaluators": .array(runEvaluators.map(JSONValue.string)),
             "xeroml_version": .string(XeroML.version),
-        ])
+        ]
+        if !scoreRanges.isEmpty {
+            object["score_ranges"] = .object(scoreRanges.mapValues { .array([.double($0.lowerBound), .double($0.upperBound)]) })
+        }
+        return .object(object)
     }
 
     /// Each difference between the run as recorded (`stored`, its `configuration` column, and
@@ -183,6 +193,18 @@ struct RunConfiguration: Sendable {
 
     private static func list(_ names: [String]) -> String {
         names.isEmpty ? "none" : names.joined(separator: ", ")
+    }
+}
+
+extension ExperimentRun {
+    /// The score ranges the run's evaluators declared (recorded with the run), by score name.
+    public var declaredScoreRanges: [String: ClosedRange<Double>] {
+        guard case .object(let ranges)? = configuration?["score_ranges"] else { return [:] }
+        return ranges.compactMapValues { value in
+            guard case .array(let bounds) = value, bounds.count == 2, let low = bounds[0].doubleValue,
+                  let high = bounds[1].doubleValue, low <= high else { return nil }
+            return low...high
+        }
     }
 }
 

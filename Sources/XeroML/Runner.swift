@@ -214,7 +214,8 @@ extension XeroML {
             let runID = existing.id
             let retryErrors = options.retryErrors
             let now = RunConfiguration(metadata: metadata, evaluators: evaluators.map(\.configurationFingerprint),
-                                       runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" })
+                                       runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" },
+                                       scoreRanges: RunConfiguration.ranges(of: evaluators))
             let changes = now.differences(fromMetadata: existing.metadata, configuration: existing.configuration)
             if !changes.isEmpty && !options.allowConfigurationChange {
                 throw XeroMLError(.invalidArgument, """
@@ -359,9 +360,9 @@ struct Runner: Sendable {
         let (run, summary) = try await experiment.client.store.read { db in
             (try XeroML.findRun(db, reference: runID, datasetName: nil)!, try RunSummary(db, runID: runID))
         }
-        // Intervals clipped to the ranges the evaluators declare (a similarity cannot pass 1).
-        let ranges = experiment.evaluators.reduce(into: [String: ClosedRange<Double>]()) { $0.merge($1.scoreRanges) { a, _ in a } }
-        return ExperimentReport(run: run, summary: summary.declaringRanges(ranges), progress: final)
+        // Intervals clipped to the ranges the evaluators declare (a similarity cannot pass 1), as
+        // recorded with the run, so every later reader clips the same way.
+        return ExperimentReport(run: run, summary: summary.declaringRanges(run.declaredScoreRanges), progress: final)
     }
 
     /// Runs the run evaluators over all results and records their scores on the run, replacing those

@@ -59,6 +59,7 @@ public struct ExperimentResults: Sendable, RandomAccessCollection {
     /// Statistics per score name, errors and latency.
     public var summary: RunSummary {
         RunSummary(items: items, runScores: runScores, usage: usage, evaluatorUsage: evaluatorUsage)
+            .declaringRanges(run.declaredScoreRanges)
     }
 
     /// A readable multi-line summary of the run.

@@ -22,7 +22,8 @@ extension XeroML {
         try Self.validateName(name, what: "run")
         try Self.checkEvaluatorNames(evaluators)
         let configuration = RunConfiguration(metadata: metadata, evaluators: evaluators.map(\.configurationFingerprint),
-                                             runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" })
+                                             runEvaluators: runEvaluators.map { "\(type(of: $0)):\($0.name)" },
+                                             scoreRanges: RunConfiguration.ranges(of: evaluators))
         let row = try await store.write { db -> ExperimentRun in
             var dataset: DatasetRow?
             if let datasetName {
@@ -235,7 +236,7 @@ extension XeroML {
     public func summary(runID: String) async throws -> RunSummary {
         try await store.read { db in
             guard let run = try Self.findRun(db, reference: runID, datasetName: nil) else { throw XeroMLError.notFound("run \(runID)") }
-            return try RunSummary(db, runID: run.id)
+            return try RunSummary(db, runID: run.id).declaringRanges(run.declaredScoreRanges)
         }
     }
 

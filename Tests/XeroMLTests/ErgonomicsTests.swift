@@ -72,4 +72,18 @@ import XeroMLTesting
         let run = try await xeroml.runExperiment(name: "versioned", items: [LocalItem(input: 1)]) { run in run.setOutput(1) }
         #expect(run.run.configuration?["xeroml_version"] == .string(XeroML.version))
     }
+
+    @Test func declaredScoreRangesClipIntervalsForEveryReader() async throws {
+        let xeroml = try temporaryClient()
+        let items = (0..<12).map { LocalItem(input: .int(Int64($0)), expectedOutput: "Paris") }
+        let report = try await xeroml.runExperiment(name: "similar", items: items, evaluators: [LevenshteinSimilarity()]) { run in
+            run.setOutput(run.input == 3 ? "Lyon" : "Paris")
+        }
+        let stored = try await xeroml.summary(runID: report.run.id)
+        let read = try await xeroml.results(runID: report.run.id).summary
+        for summary in [report.summary, stored, read] {
+            let interval = try #require(summary.scores.first { $0.name == "levenshtein" }?.confidenceInterval95)
+            #expect(interval.upperBound <= 1, "\(interval)")
+        }
+    }
 }
