@@ -241,7 +241,13 @@ private final class FakeServerCore: Sendable {
     private func pause(_ duration: Duration) -> Bool {
         let clock = ContinuousClock()
         let end = clock.now + duration
-        while clock.now < end, !isStopped { usleep(1_000) }
+        // Sleeps in slices of up to 20 ms, so a stop is noticed soon without waking every millisecond.
+        while !isStopped {
+            let left = end - clock.now
+            guard left > .zero else { break }
+            let slice = min(left, .milliseconds(20))
+            usleep(useconds_t(max(1, slice.components.attoseconds / 1_000_000_000_000 + slice.components.seconds * 1_000_000)))
+        }
         return !isStopped
     }
 
