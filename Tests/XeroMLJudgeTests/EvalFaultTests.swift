@@ -19,6 +19,18 @@ import Glibc
          "--base-url", server.baseURL.absoluteString] + extra
     }
 
+    /// Starts `xeroml` with `arguments` (no endpoint from the environment) and waits until `server`
+    /// holds `requests` requests.
+    func startEval(_ arguments: [String], holding requests: Int, on server: FakeOpenAIServer) async throws -> RunningProcess {
+        let process = try RunningProcess(
+            executable: xeromlExecutable(), arguments: arguments,
+            environment: ["XEROML_JUDGE_BASE_URL": "", "XEROML_JUDGE_MODEL": "", "OPENAI_API_KEY": ""],
+            directory: FileManager.default.temporaryDirectory)
+        let deadline = Self.clock.now + .seconds(30)
+        while server.requestCount < requests, Self.clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return process
+    }
+
     @Test func aSilentServerFailsEveryItemByItsDeadlineAndTheExitStatusSaysSo() async throws {
         let xeroml = try temporaryClient()
         try await makeDataset(xeroml)
@@ -56,12 +68,7 @@ import Glibc
         let xeroml = try temporaryClient()
         try await makeDataset(xeroml)
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.stallAfterHeaders) }) { server in
-            let process = try RunningProcess(
-                executable: xeromlExecutable(), arguments: arguments(xeroml, server, name: "stalled", ["--timeout", "60"]),
-                environment: ["XEROML_JUDGE_BASE_URL": "", "XEROML_JUDGE_MODEL": "", "OPENAI_API_KEY": ""],
-                directory: FileManager.default.temporaryDirectory)
-            let deadline = Self.clock.now + .seconds(30)
-            while server.requestCount < 3, Self.clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            let process = try await startEval(arguments(xeroml, server, name: "stalled", ["--timeout", "60"]), holding: 3, on: server)
             #expect(server.requestCount == 3)
             let signalled = Self.clock.now
             kill(process.process.processIdentifier, signo)
@@ -136,11 +143,7 @@ import Glibc
         try await makeDataset(xeroml)
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.neverAnswer) }) { server in
             // A first attempt that is interrupted.
-            let process = try RunningProcess(
-                executable: xeromlExecutable(), arguments: arguments(xeroml, server, name: "half", ["--temperature", "0.2"]),
-                environment: ["XEROML_JUDGE_BASE_URL": "", "XEROML_JUDGE_MODEL": "", "OPENAI_API_KEY": ""],
-                directory: FileManager.default.temporaryDirectory)
-            while server.requestCount < 3 { try await Task.sleep(for: .milliseconds(20)) }
+            let process = try await startEval(arguments(xeroml, server, name: "half", ["--temperature", "0.2"]), holding: 3, on: server)
             kill(process.process.processIdentifier, SIGINT)
             _ = await process.wait()
 
