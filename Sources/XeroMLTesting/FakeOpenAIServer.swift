@@ -25,11 +25,12 @@ public import XeroMLJudge
 /// ```
 ///
 /// Built on POSIX sockets with one thread per connection (no SwiftNIO); each connection serves one
-/// request and is closed (`Connection: close`). Delays end early when the server stops.
+/// request and is closed (`Connection: close`), unless the server was made with `keepAlive`. Delays
+/// end early when the server stops.
 ///
 /// ## Topics
 /// ### Starting and stopping
-/// - ``init(handler:)``
+/// - ``init(handler:keepAlive:)``
 /// - ``withFakeOpenAIServer(_:)``
 /// - ``stop()``
 /// ### Addresses
@@ -58,8 +59,11 @@ public final class FakeOpenAIServer: Sendable {
     /// Starts a server on `127.0.0.1` with an ephemeral port.
     /// - Parameter handler: answers requests when no queued reply is left.
     /// - Throws: `POSIXError` when the socket cannot be set up.
-    public init(handler: Handler? = nil) throws {
-        core = try FakeServerCore(handler: handler)
+    /// - Parameter keepAlive: serve several requests per connection (HTTP/1.1 keep-alive), as real
+    ///   model servers do, instead of closing each connection after its answer (the default, which
+    ///   makes every request a connection of its own).
+    public init(handler: Handler? = nil, keepAlive: Bool = false) throws {
+        core = try FakeServerCore(handler: handler, keepAlive: keepAlive)
         port = core.port
         let core = self.core
         let thread = Thread { core.acceptLoop() }
@@ -123,7 +127,10 @@ private final class FakeServerCore: Sendable {
     }
     let state: Mutex<State>
 
-    init(handler: FakeOpenAIServer.Handler?) throws {
+    let keepAlive: Bool
+
+    init(handler: FakeOpenAIServer.Handler?, keepAlive: Bool) throws {
+        self.keepAlive = keepAlive
         let fd = socket(AF_INET, Self.streamType, 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var one: Int32 = 1
@@ -195,10 +202,15 @@ private final class FakeServerCore: Sendable {
         state.withLock { $0.acceptLoopDone = true }
     }
 
-    /// Reads one request from `connection`, answers it, and closes the connection.
+    /// Reads a request from `connection` and answers it; with keep-alive, the next ones too, until the
+    /// client closes the connection or a reply misbehaves. Then closes the connection.
     private func serve(_ connection: Int32) {
         defer { close(connection) }
-        guard let request = readRequest(connection) else { return }
+        while let request = readRequest(connection), !isStopped, answer(request, on: connection), keepAlive {}
+    }
+
+    /// Answers one request; `false` when the connection must be closed after it.
+    private func answer(_ request: FakeRequest, on connection: Int32) -> Bool {
         let queued: FakeReply? = state.withLock { s in
             s.requests.append(request)
             s.inFlight += 1
@@ -210,13 +222,14 @@ private final class FakeServerCore: Sendable {
         let reply = queued ?? state.withLock({ $0.handler })?(request)
             ?? .status(400, body: #"{"error": {"message": "FakeOpenAIServer: no reply scripted for \#(request.method) \#(request.path)"}}"#)
         if reply.delay > .zero {
-            guard pause(reply.delay) else { return }
+            guard pause(reply.delay) else { return false }
         }
         guard let misbehavior = reply.misbehavior else {
-            write(reply, to: connection)
-            return
+            let open = keepAlive && request.header("connection")?.lowercased() != "close"
+            send(encode(reply, keepAlive: open), to: connection)
+            return open
         }
-        let bytes = encode(reply)
+        let bytes = encode(reply, keepAlive: false)
         switch misbehavior {
         case .neverAnswer:
             while !isStopped { usleep(5_000) }
@@ -226,7 +239,7 @@ private final class FakeServerCore: Sendable {
         case .trickle(let interval):
             for byte in bytes {
                 send([byte], to: connection)
-                guard pause(interval) else { return }
+                guard pause(interval) else { return false }
             }
         case .closeMidBody:
             send(Array(bytes[..<(bytes.count - reply.body.count / 2 - 1)]), to: connection)
@@ -235,6 +248,7 @@ private final class FakeServerCore: Sendable {
             var linger = SocketLinger(l_onoff: 1, l_linger: 0)
             setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<SocketLinger>.size))
         }
+        return false
     }
 
     /// Sleeps `duration` in small steps; `false` when the server stopped meanwhile.
@@ -296,18 +310,14 @@ private final class FakeServerCore: Sendable {
                            body: Data(body), receivedAt: Date())
     }
 
-    private func write(_ reply: FakeReply, to connection: Int32) {
-        send(encode(reply), to: connection)
-    }
-
-    private func encode(_ reply: FakeReply) -> [UInt8] {
+    private func encode(_ reply: FakeReply, keepAlive: Bool) -> [UInt8] {
         var headers = reply.headers
         if !headers.keys.contains(where: { $0.lowercased() == "content-type" }) {
             headers["Content-Type"] = "application/json"
         }
         var head = "HTTP/1.1 \(reply.status) \(Self.reason(reply.status))\r\n"
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
-        head += "Content-Length: \(reply.body.count)\r\nConnection: close\r\n\r\n"
+        head += "Content-Length: \(reply.body.count)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n"
         return Array(head.utf8) + Array(reply.body)
     }
 

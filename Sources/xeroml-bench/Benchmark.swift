@@ -24,6 +24,7 @@ struct Benchmark {
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         case "compare": try await CompareBenchmark(items: items).run()
         case "http": try await HTTPBenchmark(concurrencies: [8, 32, 128]).run()
+        case "http-server": try HTTPBenchmark.serve(delayMilliseconds: option("--delay-ms", default: 20))
         case "stats":
             StatisticsBenchmark(simulations: option("--simulations", default: 40_000),
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),

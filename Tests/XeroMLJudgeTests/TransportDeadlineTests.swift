@@ -132,4 +132,17 @@ import XeroMLTesting
             #expect(slowest < delay * 5, "the slowest of \(concurrency) took \(slowest)")
         }
     }
+
+    @Test func aKeepAliveServerServesManyRequestsPerConnection() async throws {
+        let server = try FakeOpenAIServer(handler: { _ in .chat("ok") }, keepAlive: true)
+        defer { server.stop() }
+        let transport = URLSessionTransport(timeout: .seconds(10))
+        let url = server.baseURL
+        for _ in 0..<20 { #expect(try await transport.send(HTTPRequest(url: url)).statusCode == 200) }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<16 { group.addTask { try await transport.send(HTTPRequest(url: url)).statusCode } }
+            for try await status in group { #expect(status == 200) }
+        }
+        #expect(server.requestCount == 36)
+    }
 }
