@@ -87,3 +87,21 @@ import XeroMLTesting
         }
     }
 }
+
+/// A comparison can be reported without a second query: each item carries its external id and input.
+@Suite(.timeLimit(.minutes(1))) struct ComparedItemDetailsTests {
+    @Test func comparedItemsCarryTheirExternalIDAndInput() async throws {
+        let xeroml = try temporaryClient()
+        let lines = (0..<5).map { #"{"id": "q\#($0)", "input": {"n": \#($0)}, "expected_output": \#($0 * 2)}"# }
+        try await xeroml.importDataset(name: "numbers", from: writeFile("numbers.jsonl", lines.joined(separator: "\n")))
+        for name in ["a", "b"] {
+            try await xeroml.runExperiment(name: name, datasetName: "numbers", evaluators: [ExactMatch()]) { run in
+                run.setOutput(name == "a" ? 0 : Int((run.input["n"]?.doubleValue ?? 0) * 2))
+            }
+        }
+        let comparison = try await xeroml.compare(baseline: "a", candidates: ["b"])
+        #expect(comparison.items.count == 5)
+        #expect(comparison.items.map(\.externalID) == ["q0", "q1", "q2", "q3", "q4"])
+        #expect(comparison.items.map(\.input) == (0..<5).map { ["n": .int(Int64($0))] })
+    }
+}

@@ -132,10 +132,27 @@ final class RunColumns: @unchecked Sendable {
 /// One dataset item across the compared runs.
 public struct ComparedItem: Sendable, Hashable {
     public var datasetItemID: String
+    /// The item's own id in the dataset (the `id` of the imported line), when it has one.
+    public var externalID: String?
     /// Per run (baseline first, then candidates): what it did, or `nil` when the run lacks the item.
     public var outcomes: [ItemOutcome?]
     /// Per candidate (index 0 is the first candidate): the change of each score name.
     public var changes: [[String: ScoreChange]]
+    /// The item's input as stored (compact JSON); see ``input``.
+    public var inputJSON: String?
+
+    /// The item's input (parsed from ``inputJSON`` on each access).
+    public var input: JSONValue? { inputJSON.flatMap { try? JSONValue(parsing: $0) } }
+
+    /// An item of a comparison.
+    public init(datasetItemID: String, externalID: String? = nil, outcomes: [ItemOutcome?],
+                changes: [[String: ScoreChange]], inputJSON: String? = nil) {
+        self.datasetItemID = datasetItemID
+        self.externalID = externalID
+        self.outcomes = outcomes
+        self.changes = changes
+        self.inputJSON = inputJSON
+    }
 
     /// Whether any score regressed or a new error appeared for any candidate.
     public var hasRegression: Bool {

@@ -29,6 +29,8 @@ extension XeroML {
         }
         // Each run is read on a read connection of its own, concurrently; the comparison itself is
         // computed on the calling task.
+        let datasetID = runs[0].datasetID ?? ""
+        async let details = store.read { db in try Self.loadItemDetails(db, datasetID: datasetID) }
         let loaded = try await withThrowingTaskGroup(of: (Int, RunColumns).self) { group in
             for (index, run) in runs.enumerated() {
                 let runID = run.id
@@ -38,7 +40,14 @@ extension XeroML {
             for try await (index, columns) in group { loaded[index] = columns }
             return loaded.map { $0! }
         }
-        return Self.compare(runs: runs, loaded: loaded, options: options)
+        return Self.compare(runs: runs, loaded: loaded, details: try await details, options: options)
+    }
+
+    /// Every item of a dataset (all versions) in id order: its id, external id and stored input text,
+    /// so a comparison carries them without a query per item.
+    static func loadItemDetails(_ db: Connection, datasetID: String) throws -> [(id: String, externalID: String?, input: String?)] {
+        try db.query("SELECT id, external_id, input FROM dataset_items WHERE dataset_id = ? ORDER BY id",
+                     [.text(datasetID)]) { ($0.text(0)!, $0.text(1), $0.text(2)) }
     }
 
     /// Reads every item outcome of a run with two scans: run items in dataset-item order (through the
@@ -150,7 +159,10 @@ extension XeroML {
         return run
     }
 
-    static func compare(runs: [ExperimentRun], loaded: [RunColumns], options: ComparisonOptions) -> RunComparison {
+    static func compare(runs: [ExperimentRun], loaded: [RunColumns],
+                        details: [(id: String, externalID: String?, input: String?)] = [],
+                        options: ComparisonOptions) -> RunComparison {
+        var detail = 0
         // Merge the runs' sorted item keys: the union, in order, with each run's position per item.
         // (Hex ids of one width sort like their integers.)
         var itemKeys: [UInt128] = []
@@ -226,7 +238,12 @@ extension XeroML {
                 }
                 changes.append(itemChanges)
             }
-            items.append(ComparedItem(datasetItemID: UUIDv7.format(bits: key), outcomes: outcomes, changes: changes))
+            // Items and details are both in id order: a merge, no lookups.
+            let id = UUIDv7.format(bits: key)
+            while detail < details.count, details[detail].id < id { detail += 1 }
+            let found = detail < details.count && details[detail].id == id ? details[detail] : nil
+            items.append(ComparedItem(datasetItemID: id, externalID: found?.externalID, outcomes: outcomes, changes: changes,
+                                      inputJSON: found?.input))
         }
         var scores: [ScoreComparison] = []
         let tolerance = options.tolerance
