@@ -22,6 +22,11 @@ public struct ComparisonOptions: Sendable, Hashable {
     /// Bootstrap limit, for the same.
     public var bootstrapLimit: Int
 
+    /// Whether each ``ComparedItem`` carries its dataset item's external id and input (one more
+    /// ordered scan of the dataset's items, read beside the runs). Default `true`; turn it off for the
+    /// fastest comparison of very large runs when only statistics are needed.
+    public var itemDetails = true
+
     public init(lowerIsBetter: Set<String> = [], tolerance: Tolerance = .standard, alpha: Double = 0.05,
                 seed: UInt64 = 1, bootstrapResamples: Int = 2_000, bootstrapLimit: Int = 10_000,
                 scoreRanges: [String: ClosedRange<Double>] = [:]) {

@@ -30,7 +30,8 @@ extension XeroML {
         // Each run is read on a read connection of its own, concurrently; the comparison itself is
         // computed on the calling task.
         let datasetID = runs[0].datasetID ?? ""
-        async let details = store.read { db in try Self.loadItemDetails(db, datasetID: datasetID) }
+        let wantsDetails = options.itemDetails
+        async let details = wantsDetails ? store.read { db in try Self.loadItemDetails(db, datasetID: datasetID) } : []
         let loaded = try await withThrowingTaskGroup(of: (Int, RunColumns).self) { group in
             for (index, run) in runs.enumerated() {
                 let runID = run.id
