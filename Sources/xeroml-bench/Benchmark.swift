@@ -14,12 +14,19 @@ struct Benchmark {
             arguments.removeSubrange(i...(i + 1))
             return n
         }
+        func option(_ name: String) -> String? {
+            guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
+            defer { arguments.removeSubrange(i...(i + 1)) }
+            return arguments[i + 1]
+        }
         let items = option("--items", default: 100_000)
         let rounds = option("--rounds", default: 3)
+        var core = CoreBenchmark(items: items, rounds: rounds)
+        if let only = option("--only") { core.parts = Set(only.split(separator: ",").map(String.init)) }
         let which = arguments.first { !$0.hasPrefix("--") } ?? "core"
         switch which {
-        case "core": try await CoreBenchmark(items: items, rounds: rounds).run()
-        case "runner": try await CoreBenchmark(items: items, rounds: rounds).runRunner()
+        case "core": try await core.run()
+        case "runner": try await core.runRunner()
         case "scheduler": try await SchedulerBenchmark(items: option("--scheduler-items", default: 10_000)).run()
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         case "compare": try await CompareBenchmark(items: items).run()
@@ -42,6 +49,12 @@ func scratchDirectory() -> URL {
     return dir
 }
 
+/// The 1, 5 and 15-minute load averages, as the system reports them.
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
 func median(_ values: [Double]) -> Double {
@@ -49,61 +62,116 @@ func median(_ values: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// Full recording of a trivial-task experiment (trace, root span, run item, two scores per item)
-/// against raw prepared-statement inserts of the same rows in 256-item transactions.
+/// Full recording of a trivial-task experiment (trace, root span, run item, two scores per item),
+/// beside two baselines measured in the same run, in alternating rounds, on the same disk:
+/// - the C floor (``SQLiteFloor``): SQLite driven from C on a minimal schema, what SQLite itself can do;
+/// - raw SQLite from Swift on XeroML's schema: the same rows XeroML writes, with prepared statements
+///   in 256-item transactions.
+/// XeroML / floor says what the whole stack costs; XeroML / raw what the layer above SQLite costs.
 struct CoreBenchmark {
     let items: Int
     let rounds: Int
+    /// Which parts to run (`--only floor,raw,xeroml`), e.g. a single one under a profiler.
+    var parts: Set<String> = ["floor", "raw", "xeroml"]
     let clock = ContinuousClock()
 
-    func run() async throws {
-        print("XeroML core benchmark: \(items) items, \(rounds) rounds, SQLite \(Connection.libraryVersion)")
-        let dir = scratchDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let datasetFile = try writeDataset(in: dir)
+    /// One measurement: items per second, CPU time per item (all threads), bytes on disk per item.
+    struct Measure {
+        var rate: Double
+        var cpuMicroseconds: Double
+        var bytesPerItem: Double
+    }
 
-        var xeromlRates: [Double] = []
-        var rawRates: [Double] = []
-        for round in 1...rounds {
-            let raw = try await rawBaseline(path: dir.appendingPathComponent("raw-\(round).sqlite").path,
-                                      datasetFile: datasetFile.path)
-            let sdk = try await xeromlRun(path: dir.appendingPathComponent("sdk-\(round).sqlite").path,
-                                          datasetFile: datasetFile.path, round: round)
-            rawRates.append(raw)
-            xeromlRates.append(sdk)
-            print(String(format: "round %d: raw SQLite %8.0f items/s   XeroML %8.0f items/s   ratio %.2f",
-                         round, raw, sdk, sdk / raw))
+    func run() async throws {
+        try await compare(title: "core", subject: "XeroML") { path, datasetFile, round in
+            try await xeromlRun(path: path, datasetFile: datasetFile, round: round)
         }
-        let ratios = zip(xeromlRates, rawRates).map { $0 / $1 }
-        print(String(format: "median: raw SQLite %.0f items/s, XeroML %.0f items/s, ratio %.2f (target ≥ 0.50)",
-                     median(rawRates), median(xeromlRates), median(ratios)))
     }
 
     /// The same comparison through `runExperiment` with two heuristic evaluators producing the two scores.
     func runRunner() async throws {
-        print("XeroML runner benchmark: \(items) items through runExperiment + 2 evaluators, \(rounds) rounds")
-        let dir = scratchDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let datasetFile = try writeDataset(in: dir)
-        var rates: [(Double, Double)] = []
-        for round in 1...rounds {
-            let raw = try await rawBaseline(path: dir.appendingPathComponent("raw-\(round).sqlite").path,
-                                            datasetFile: datasetFile.path)
-            let xeroml = try XeroML(path: dir.appendingPathComponent("runner-\(round).sqlite").path)
-            try await xeroml.importDataset(name: "bench", from: datasetFile.path)
+        try await compare(title: "runner", subject: "runExperiment") { path, datasetFile, round in
+            let xeroml = try XeroML(path: path)
+            try await xeroml.importDataset(name: "bench", from: datasetFile)
+            let setupBytes = try checkpointedSize(path)
+            let cpu = processCPUSeconds()
             let start = clock.now
             let report = try await xeroml.runExperiment(
                 name: "trivial", datasetName: "bench", evaluators: [ExactMatch(), LevenshteinSimilarity()],
                 options: ExperimentOptions(maxConcurrency: 8)
             ) { run in run.setOutput(run.expectedOutput) }
-            let rate = Double(items) / seconds(clock.now - start)
+            let elapsed = seconds(clock.now - start)
+            let cpuUsed = processCPUSeconds() - cpu
             precondition(report.summary.itemCount == items && report.summary.scores.count == 2, "incomplete recording")
-            rates.append((raw, rate))
-            print(String(format: "round %d: raw SQLite %8.0f items/s   runExperiment %8.0f items/s   ratio %.2f",
-                         round, raw, rate, rate / raw))
+            return Measure(rate: Double(items) / elapsed, cpuMicroseconds: cpuUsed / Double(items) * 1e6,
+                           bytesPerItem: Double(try checkpointedSize(path) - setupBytes) / Double(items))
         }
-        print(String(format: "median: raw SQLite %.0f items/s, runExperiment %.0f items/s, ratio %.2f (target ≥ 0.50)",
-                     median(rates.map(\.0)), median(rates.map(\.1)), median(rates.map { $0.1 / $0.0 })))
+    }
+
+    /// Runs the floor, the raw baseline and `subject` in each round, the order turned around every
+    /// other round, and prints each round and the medians of the rates and of the per-round ratios.
+    private func compare(title: String, subject: String,
+                         _ body: (String, String, Int) async throws -> Measure) async throws {
+        print("XeroML \(title) benchmark: \(items) items, \(rounds) rounds, SQLite \(Connection.libraryVersion)")
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let datasetFile = try writeDataset(in: dir)
+        let floor = parts.contains("floor") ? await SQLiteFloor.locate(scratch: dir) : nil
+
+        var results: [String: [Measure]] = [:]
+        for round in 1...rounds {
+            var order = ["floor", "raw", "xeroml"].filter { parts.contains($0) }
+            if round % 2 == 0 { order.reverse() }
+            var line: [String: Measure] = [:]
+            for part in order {
+                let path = dir.appendingPathComponent("\(part)-\(round).sqlite").path
+                switch part {
+                case "floor":
+                    guard let floor else { continue }
+                    let r = try await floor.run(path: path, items: items)
+                    line[part] = Measure(rate: r.itemsPerSecond, cpuMicroseconds: r.cpuMicrosecondsPerItem,
+                                         bytesPerItem: r.bytesPerItem)
+                case "raw":
+                    line[part] = try await rawBaseline(path: path, datasetFile: datasetFile.path)
+                default:
+                    line[part] = try await body(path, datasetFile.path, round)
+                }
+                results[part, default: []].append(line[part]!)
+            }
+            print("round \(round) (\(order.joined(separator: ", "))): " + describe(line, subject: subject))
+        }
+        var medians: [String: Measure] = [:]
+        for (part, measures) in results {
+            medians[part] = Measure(rate: median(measures.map(\.rate)), cpuMicroseconds: median(measures.map(\.cpuMicroseconds)),
+                                    bytesPerItem: median(measures.map(\.bytesPerItem)))
+        }
+        print("median: " + describe(medians, subject: subject))
+        func ratios(_ a: String, _ b: String) -> [Double] {
+            guard let x = results[a], let y = results[b], x.count == y.count else { return [] }
+            return zip(x, y).map { $0.rate / $1.rate }
+        }
+        let ofFloor = ratios("xeroml", "floor"), ofRaw = ratios("xeroml", "raw")
+        let target = title == "core" ? "0.50" : "0.40"
+        if !ofFloor.isEmpty {
+            print(String(format: "\(subject) / C floor: %.2f (rounds: %@; target ≥ \(target))", median(ofFloor),
+                         ofFloor.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
+        }
+        if !ofRaw.isEmpty {
+            print(String(format: "\(subject) / raw Swift: %.2f (rounds: %@)", median(ofRaw),
+                         ofRaw.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
+        }
+        let raw = ratios("raw", "floor")
+        if !raw.isEmpty { print(String(format: "raw Swift / C floor: %.2f", median(raw))) }
+        print(String(format: "load average at the end: %@", loadAverage()))
+    }
+
+    private func describe(_ line: [String: Measure], subject: String) -> String {
+        let names = ["floor": "C floor", "raw": "raw Swift", "xeroml": subject]
+        return ["floor", "raw", "xeroml"].compactMap { part in
+            line[part].map {
+                String(format: "%@ %.0f items/s (%.1f µs CPU, %.0f B/item)", names[part]!, $0.rate, $0.cpuMicroseconds, $0.bytesPerItem)
+            }
+        }.joined(separator: "   ")
     }
 
     func writeDataset(in dir: URL) throws -> URL {
@@ -118,12 +186,14 @@ struct CoreBenchmark {
     }
 
     /// Imports the dataset, then runs every item through `runItem` with full recording and `finish()`.
-    func xeromlRun(path: String, datasetFile: String, round: Int) async throws -> Double {
+    func xeromlRun(path: String, datasetFile: String, round: Int) async throws -> Measure {
         let xeroml = try XeroML(path: path)
         let importStart = clock.now
         try await xeroml.importDataset(name: "bench", from: datasetFile)
         let importTime = seconds(clock.now - importStart)
         let dataset = try await xeroml.dataset(named: "bench")
+        let setupBytes = try checkpointedSize(path)
+        let cpu = processCPUSeconds()
         let start = clock.now
         let experiment = try await xeroml.createExperiment(name: "trivial-\(round)", datasetName: "bench")
         for item in dataset.items {
@@ -136,22 +206,34 @@ struct CoreBenchmark {
         }
         try await experiment.finish()
         let elapsed = seconds(clock.now - start)
+        let cpuUsed = processCPUSeconds() - cpu
+        let bytes = Double(try checkpointedSize(path) - setupBytes) / Double(items)
         let results = try await xeroml.results(runID: experiment.id)
         precondition(results.count == items && results.allSatisfy { $0.scores.count == 2 }, "incomplete recording")
         if round == 1 {
             print(String(format: "  (dataset import: %.0f items/s; results read back: %d items)", Double(items) / importTime, results.count))
         }
-        return Double(items) / elapsed
+        return Measure(rate: Double(items) / elapsed, cpuMicroseconds: cpuUsed / Double(items) * 1e6, bytesPerItem: bytes)
+    }
+
+    /// The size of the database file once its write-ahead log is folded in.
+    func checkpointedSize(_ path: String) throws -> Int {
+        let db = try Connection(path: path)
+        try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        return (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
 
     /// The same rows XeroML writes per item, inserted with prepared statements, 256 items per transaction.
-    func rawBaseline(path: String, datasetFile: String) async throws -> Double {
+    func rawBaseline(path: String, datasetFile: String) async throws -> Measure {
         // Same schema and dataset as the SDK run; the schema comes from opening the file once.
         try await XeroML(path: path).importDataset(name: "bench", from: datasetFile)
 
         let db = try Connection(path: path)
         let datasetItems = try db.query(
             "SELECT id, input, expected_output FROM dataset_items ORDER BY id") { s in (s.text(0)!, s.text(1)!, s.text(2)) }
+        let setupBytes = try checkpointedSize(path)
+        let cpu = processCPUSeconds()
         let start = clock.now
         let runID = UUIDv7.make()
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
@@ -193,7 +275,12 @@ struct CoreBenchmark {
             index = end
         }
         try db.run("UPDATE experiment_runs SET status = 'finished', finished_us = ? WHERE id = ?", [.integer(now), .text(runID)])
-        return Double(datasetItems.count) / seconds(clock.now - start)
+        let elapsed = seconds(clock.now - start)
+        let cpuUsed = processCPUSeconds() - cpu
+        db.close()
+        let n = Double(datasetItems.count)
+        return Measure(rate: n / elapsed, cpuMicroseconds: cpuUsed / n * 1e6,
+                       bytesPerItem: Double(try checkpointedSize(path) - setupBytes) / n)
     }
 }
 
