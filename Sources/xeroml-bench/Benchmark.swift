@@ -102,6 +102,9 @@ struct CoreBenchmark {
             ) { run in run.setOutput(run.expectedOutput) }
             let elapsed = seconds(clock.now - start)
             let cpuUsed = processCPUSeconds() - cpu
+            let writer = xeroml.writerStatistics
+            print(String(format: "  (%d batches in %d transactions, %.1f per transaction)", writer.batches, writer.transactions,
+                         Double(writer.batches) / Double(max(1, writer.transactions))))
             precondition(report.summary.itemCount == items && report.summary.scores.count == 2, "incomplete recording")
             return Measure(rate: Double(items) / elapsed, cpuMicroseconds: cpuUsed / Double(items) * 1e6,
                            bytesPerItem: Double(try checkpointedSize(path) - setupBytes) / Double(items))
@@ -207,12 +210,13 @@ struct CoreBenchmark {
         try await experiment.finish()
         let elapsed = seconds(clock.now - start)
         let cpuUsed = processCPUSeconds() - cpu
+        let writer = xeroml.writerStatistics
         let bytes = Double(try checkpointedSize(path) - setupBytes) / Double(items)
         let results = try await xeroml.results(runID: experiment.id)
         precondition(results.count == items && results.allSatisfy { $0.scores.count == 2 }, "incomplete recording")
-        if round == 1 {
-            print(String(format: "  (dataset import: %.0f items/s; results read back: %d items)", Double(items) / importTime, results.count))
-        }
+        print(String(format: "  (dataset import: %.0f items/s; %d batches in %d transactions, %.1f per transaction)",
+                     Double(items) / importTime, writer.batches, writer.transactions,
+                     Double(writer.batches) / Double(max(1, writer.transactions))))
         return Measure(rate: Double(items) / elapsed, cpuMicroseconds: cpuUsed / Double(items) * 1e6, bytesPerItem: bytes)
     }
 

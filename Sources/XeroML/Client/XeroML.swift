@@ -210,6 +210,10 @@ public final class XeroML: Sendable {
         try await store.flush()
     }
 
+    /// Batches and transactions the store's writer committed so far (for this package's benchmarks:
+    /// batches per transaction is the group-commit batch size).
+    package var writerStatistics: (batches: Int, transactions: Int) { store.writerStatistics }
+
     /// The base address of the local dashboard: `$XEROML_UI_URL`, else `http://127.0.0.1:7474`.
     public var dashboardBaseURL: URL {
         if let text = ProcessInfo.processInfo.environment[Self.dashboardEnvironmentVariable],
