@@ -26,6 +26,8 @@ public final class Statement {
     public let sql: String
     private(set) var handle: OpaquePointer?
     unowned let connection: Connection
+    /// The buffer of ``run(row:)``, kept from one call to the next.
+    var rowBuffer: Row?
 
     init(connection: Connection, sql: String) throws(SQLiteError) {
         self.connection = connection

@@ -477,6 +477,7 @@ final class Store: Sendable {
                     // Finished runs do not change: results for a run finished meanwhile (by hand, from
                     // another process) are refused, not added.
                     let finished = try Self.finishedRuns(of: batches, in: db)
+                    let statements = try Inserts(db)
                     for batch in batches {
                         if let runID = batch.runID, finished.contains(runID) {
                             // Another process resuming the same run finished it with this pair done:
@@ -485,7 +486,7 @@ final class Store: Sendable {
                             refused.append(batch)
                             continue
                         }
-                        try insert(batch, into: db)
+                        try insert(batch, with: statements)
                     }
                     try refreshHeartbeats(of: batches, in: db)
                 }
@@ -666,69 +667,90 @@ final class Store: Sendable {
         state.withLock { ($0.committedBatches, $0.committedTransactions) }
     }
 
-    private func insert(_ batch: WriteBatch, into db: Connection) throws {
-        if !batch.traces.isEmpty {
-            let statement = try db.cached("""
+    /// The writer's four insert statements, looked up in the connection's cache once per transaction
+    /// rather than once per batch (the lookup hashes the whole SQL text).
+    private struct Inserts {
+        let trace: Statement
+        let observation: Statement
+        let runItem: Statement
+        let score: Statement
+
+        init(_ db: Connection) throws {
+            trace = try db.cached("""
                 INSERT INTO traces(id, name, kind, run_id, input, output, metadata, started_us, ended_us)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET output = excluded.output, metadata = excluded.metadata,
                     ended_us = excluded.ended_us
                 """)
-            for t in batch.traces {
-                try statement.run([
-                    .text(t.id), .text(t.name), .text(t.kind.rawValue), .text(t.runID), t.input.sql, t.output.sql, t.metadata.sql,
-                    .integer(t.startedUs), t.endedUs.map(SQLValue.integer) ?? .null,
-                ])
-            }
-        }
-        if !batch.observations.isEmpty {
-            let statement = try db.cached("""
+            observation = try db.cached("""
                 INSERT INTO observations(id, trace_id, parent_id, kind, name, input, output, metadata, model,
                     model_parameters, prompt_tokens, completion_tokens, total_tokens, cost, level, status_message,
                     started_us, ended_us)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            for o in batch.observations {
-                try statement.run([
-                    .text(o.id), .text(o.traceID), .text(o.parentID), .text(o.kind.rawValue), .text(o.name),
-                    o.input.sql, o.output.sql, o.metadata.sql, .text(o.model), o.modelParameters.sql,
-                    .integer(o.usage.promptTokens), .integer(o.usage.completionTokens), .integer(o.usage.totalTokens),
-                    .real(o.cost), .text(o.level.rawValue), .text(o.statusMessage),
-                    .integer(o.startedUs), o.endedUs.map(SQLValue.integer) ?? .null,
-                ])
-            }
-        }
-        if !batch.runItems.isEmpty {
-            let statement = try db.cached("""
+            runItem = try db.cached("""
                 INSERT INTO run_items(id, run_id, dataset_item_id, repetition, input, expected_output, metadata,
                     output, error, latency_ms, attempts, generations, prompt_tokens, completion_tokens, total_tokens, cost,
                     trace_id, started_us)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            for r in batch.runItems {
-                try statement.run([
-                    .text(r.id), .text(r.runID), .text(r.datasetItemID), .integer(Int64(r.repetition)),
-                    r.input.sql, r.expectedOutput.sql, r.metadata.sql, r.output.sql, .text(r.error),
-                    .real(r.latencyMs), .integer(Int64(r.attempts)), .integer(Int64(r.usage.generations)),
-                    .integer(Int64(r.usage.promptTokens)), .integer(Int64(r.usage.completionTokens)),
-                    .integer(Int64(r.usage.totalTokens)), r.usage.pricedGenerations > 0 ? .real(r.usage.cost) : .null, .text(r.traceID), .integer(r.startedUs),
-                ])
-            }
-        }
-        if !batch.scores.isEmpty {
-            let statement = try db.cached("""
+            score = try db.cached("""
                 INSERT INTO scores(id, run_id, run_item_id, trace_id, observation_id, name, data_type, value,
                     string_value, comment, source, evaluator, created_us)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            for s in batch.scores {
-                try statement.run([
-                    .text(s.id), .text(s.runID), .text(s.runItemID), .text(s.traceID), .text(s.observationID),
-                    .text(s.name), .text(s.value.dataType), .real(s.value.numericValue), .text(s.value.stringValue),
-                    .text(s.comment), .text(s.source.rawValue), .text(s.evaluator), .integer(s.createdUs),
-                ])
+        }
+    }
+
+    private func insert(_ batch: WriteBatch, into db: Connection) throws {
+        try insert(batch, with: Inserts(db))
+    }
+
+    /// Inserts a batch's rows. Values are bound from one reused buffer per statement, JSON written
+    /// straight into it (``Row``).
+    private func insert(_ batch: WriteBatch, with statements: Inserts) throws {
+        for t in batch.traces {
+            try statements.trace.run { row in
+                row.text(t.id); row.text(t.name); row.text(t.kind.rawValue); row.text(t.runID)
+                row.json(t.input); row.json(t.output); row.json(t.metadata)
+                row.integer(t.startedUs); row.integer(t.endedUs)
             }
         }
+        for o in batch.observations {
+            try statements.observation.run { row in
+                row.text(o.id); row.text(o.traceID); row.text(o.parentID); row.text(o.kind.rawValue); row.text(o.name)
+                row.json(o.input); row.json(o.output); row.json(o.metadata); row.text(o.model); row.json(o.modelParameters)
+                row.integer(o.usage.promptTokens.map(Int64.init)); row.integer(o.usage.completionTokens.map(Int64.init))
+                row.integer(o.usage.totalTokens.map(Int64.init))
+                row.real(o.cost); row.text(o.level.rawValue); row.text(o.statusMessage)
+                row.integer(o.startedUs); row.integer(o.endedUs)
+            }
+        }
+        for r in batch.runItems {
+            try statements.runItem.run { row in
+                row.text(r.id); row.text(r.runID); row.text(r.datasetItemID); row.integer(Int64(r.repetition))
+                row.json(r.input); row.json(r.expectedOutput); row.json(r.metadata); row.json(r.output); row.text(r.error)
+                row.real(r.latencyMs); row.integer(Int64(r.attempts)); row.integer(Int64(r.usage.generations))
+                row.integer(Int64(r.usage.promptTokens)); row.integer(Int64(r.usage.completionTokens))
+                row.integer(Int64(r.usage.totalTokens)); row.real(r.usage.pricedGenerations > 0 ? r.usage.cost : nil)
+                row.text(r.traceID); row.integer(r.startedUs)
+            }
+        }
+        for s in batch.scores {
+            try statements.score.run { row in
+                row.text(s.id); row.text(s.runID); row.text(s.runItemID); row.text(s.traceID); row.text(s.observationID)
+                row.text(s.name); row.text(s.value.dataType); row.real(s.value.numericValue); row.text(s.value.stringValue)
+                row.text(s.comment); row.text(s.source.rawValue); row.text(s.evaluator); row.integer(s.createdUs)
+            }
+        }
+    }
+}
+
+extension Row {
+    /// Appends a JSON value as compact text written straight into the row's buffer, or NULL.
+    func json(_ value: JSONValue?) {
+        guard let value else { return null() }
+        text { value.write(to: &$0) }
     }
 }
 
