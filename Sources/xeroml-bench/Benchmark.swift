@@ -23,6 +23,8 @@ struct Benchmark {
         let rounds = option("--rounds", default: 3)
         var core = CoreBenchmark(items: items, rounds: rounds)
         if let only = option("--only") { core.parts = Set(only.split(separator: ",").map(String.init)) }
+        let readsItems = option("--reads-items", default: 5_000)
+        let otherRuns = option("--other-runs", default: 50)
         let which = arguments.first { !$0.hasPrefix("--") } ?? "core"
         switch which {
         case "core": try await core.run()
@@ -30,6 +32,7 @@ struct Benchmark {
         case "scheduler": try await SchedulerBenchmark(items: option("--scheduler-items", default: 10_000)).run()
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         case "compare": try await CompareBenchmark(items: items).run()
+        case "reads": try await ReadsBenchmark(items: readsItems, otherRuns: otherRuns).run()
         case "http": try await HTTPBenchmark(concurrencies: [8, 32, 128]).run()
         case "http-server": try HTTPBenchmark.serve(delayMilliseconds: option("--delay-ms", default: 20))
         case "stats":
@@ -37,7 +40,7 @@ struct Benchmark {
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
                                 seed: UInt64(option("--seed", default: 2026))).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, http, stats\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, reads, http, stats\n".utf8))
             exit(2)
         }
     }
