@@ -176,14 +176,19 @@ extension XeroML {
         guard let run = try findRun(db, reference: runID, datasetName: nil) else { throw XeroMLError.notFound("run \(runID)") }
         var scoresByItem: [String: [Score]] = [:]
         var runScores: [Score] = []
+        // Run-level and item scores apart, so that each part is read through an index of its own
+        // (`scores_of_run`, `scores_by_run`) instead of a scan of every run's scores.
         let scoreRows = try db.query("""
             SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
                 trace_id, observation_id, created_us
-            FROM scores WHERE run_id = ?
-                AND (? IS NULL OR run_item_id IS NULL
-                     OR run_item_id IN (SELECT id FROM run_items WHERE run_id = ? ORDER BY id LIMIT ?))
+            FROM scores WHERE run_id = ?1 AND run_item_id IS NULL
+            UNION ALL
+            SELECT id, name, data_type, value, string_value, comment, source, evaluator, run_id, run_item_id,
+                trace_id, observation_id, created_us
+            FROM scores WHERE run_id = ?1 AND run_item_id IS NOT NULL
+                AND (?2 IS NULL OR run_item_id IN (SELECT id FROM run_items WHERE run_id = ?1 ORDER BY id LIMIT ?3))
             ORDER BY id
-            """, [.text(run.id), .integer(limit), .text(run.id), .integer(limit ?? -1)], readScore)
+            """, [.text(run.id), .integer(limit), .integer(limit ?? -1)], readScore)
         for score in scoreRows {
             if let item = score.runItemID { scoresByItem[item, default: []].append(score) }
             else if score.traceID == nil { runScores.append(score) }
