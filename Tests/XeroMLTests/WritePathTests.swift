@@ -61,4 +61,17 @@ import XeroMLSQLite
         #expect(trace.observations.first?.level == .warning)
         #expect(trace.scores.first?.source == .judge)
     }
+
+    @Test func idsAreFormattedFromTheirBitsWithTheTimeVersionAndVariantInPlace() throws {
+        #expect(UUIDv7.format(bits: 0x0123_4567_89AB_CDEF_FEDC_BA98_7654_3210) == "01234567-89ab-cdef-fedc-ba9876543210")
+        let before = UInt64(Date().timeIntervalSince1970 * 1000)
+        let id = UUIDv7.make()
+        let after = UInt64(Date().timeIntervalSince1970 * 1000)
+        let bits = try #require(id.utf8.withContiguousStorageIfAvailable { UUIDv7.bits($0) } ?? nil)
+        #expect(UUIDv7.format(bits: bits) == id)
+        let millis = UInt64(truncatingIfNeeded: bits >> 80)
+        #expect(millis >= before && millis <= after + 1)  // +1: a counter overflow borrows the next millisecond
+        #expect((bits >> 76) & 0xF == 7)  // version
+        #expect((bits >> 62) & 0x3 == 0b10)  // variant
+    }
 }

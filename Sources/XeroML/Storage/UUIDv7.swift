@@ -34,13 +34,11 @@ public enum UUIDv7 {
             }
             return (s.millis, s.counter, tail)
         }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: millis >> (40 - 8 * UInt64(i))) }
-        bytes[6] = 0x70 | UInt8(counter >> 8)
-        bytes[7] = UInt8(truncatingIfNeeded: counter)
-        for i in 0..<8 { bytes[8 + i] = UInt8(truncatingIfNeeded: tail >> (8 * UInt64(i))) }
-        bytes[8] = 0x80 | (bytes[8] & 0x3F)
-        return format(bytes)
+        // Built as one 128-bit value and formatted straight into the string's storage: no byte array.
+        let variantAndRandom = (tail.byteSwapped & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        let bits = UInt128(millis & 0xFFFF_FFFF_FFFF) << 80 | UInt128(0x7000 | counter & 0x0FFF) << 64
+            | UInt128(variantAndRandom)
+        return format(bits: bits)
     }
 
     /// The creation time encoded in a v7 id, or `nil` when `id` is not one.
@@ -75,26 +73,20 @@ public enum UUIDv7 {
     static func format(bits: UInt128) -> String {
         String(unsafeUninitializedCapacity: 36) { buffer in
             var out = 0
-            for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                    buffer[out] = UInt8(ascii: "-")
+            func write(_ value: UInt64, from first: Int) {
+                for nibble in 0..<16 {
+                    let position = first + nibble
+                    if position == 8 || position == 12 || position == 16 || position == 20 {
+                        buffer[out] = UInt8(ascii: "-")
+                        out += 1
+                    }
+                    buffer[out] = hexDigits[Int(truncatingIfNeeded: (value >> UInt64(4 * (15 - nibble))) & 0xF)]
                     out += 1
                 }
-                buffer[out] = hexDigits[Int(truncatingIfNeeded: (bits >> UInt128(4 * (31 - nibble))) & 0xF)]
-                out += 1
             }
+            write(UInt64(truncatingIfNeeded: bits >> 64), from: 0)
+            write(UInt64(truncatingIfNeeded: bits), from: 16)
             return out
         }
-    }
-
-    private static func format(_ bytes: [UInt8]) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (i, byte) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hexDigits[Int(byte >> 4)])
-            out.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
