@@ -54,7 +54,7 @@ struct HTTPBenchmark {
         print("| concurrency | items | seconds | items/s | ideal items/s | of ideal | XeroML CPU ms per request | server CPU ms per request |")
         print("|---|---|---|---|---|---|---|---|")
         for concurrency in concurrencies {
-            let items = max(400, concurrency * 60)  // about 60 rounds of 20 ms at the ideal rate
+            let items = max(1_000, concurrency * 200)  // about 200 rounds of 20 ms at the ideal rate: 4 s, start-up amortized
             let lines = (0..<items).map { #"{"input": {"question": "Capital of France? (\#($0))"}, "expected_output": "Paris"}"# }
             let file = dir.appendingPathComponent("items-\(concurrency).jsonl")
             try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
