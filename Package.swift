@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // libsqlite3 from the system (Debian: libsqlite3-dev). See docs/decisions/0001-system-sqlite.md.
@@ -36,12 +37,27 @@ let package = Package(
         .target(name: "XeroMLJudge", dependencies: ["XeroML", "XeroMLHTTP"]),
         // Test support for users' suites and ours: assertions, temporary stores, a fake model server.
         .target(name: "XeroMLTesting", dependencies: ["XeroML", "XeroMLJudge", "XeroMLHTTP"]),
+        // Dashboard pages: HTML and SVG from values, read through a query interface; no NIO.
+        .target(name: "XeroMLDashboard", dependencies: ["XeroML", "XeroMLSQLite"]),
+        // The HTTP server (`xeroml ui`): the only target that depends on SwiftNIO, through Hummingbird.
+        .target(
+            name: "XeroMLServer",
+            dependencies: [
+                "XeroML",
+                "XeroMLDashboard",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "xeroml",
             dependencies: [
                 "XeroML",
                 "XeroMLJudge",
+                "XeroMLDashboard",
+                "XeroMLServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLJudge", "XeroMLHTTP", "XeroMLTesting"]),

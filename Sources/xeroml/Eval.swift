@@ -152,6 +152,7 @@ struct Eval: AsyncParsableCommand {
         let promptTemplate = try PromptTemplate(prompt)
         let systemTemplate = try system.map { try PromptTemplate($0) }
         let (modelConfiguration, judgeConfiguration) = try configurations(environment)
+        let dashboard = try XeroML.configuredDashboardBaseURL()
 
         let xeroml = try store.open()
         try await checkPlaceholders([promptTemplate] + (systemTemplate.map { [$0] } ?? []), in: xeroml)
@@ -226,7 +227,8 @@ struct Eval: AsyncParsableCommand {
         await printer.value
         print(report.format())
         print("  model: \(modelConfiguration.model) at \(modelConfiguration.baseURL.absoluteString)")
-        print("  url: \(xeroml.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(report.run.id))")
+        let url = dashboard.appendingPathComponent("runs").appendingPathComponent(report.run.id)
+        print("  url: \(url)")
         let failed = report.run.errorCount
         if failed > 0 {
             if verbose {
@@ -236,6 +238,8 @@ struct Eval: AsyncParsableCommand {
                 print("  \(failed) failed item\(failed == 1 ? "" : "s"): `xeroml runs show \(report.run.id) --errors --db \(xeroml.path)` prints the errors in full")
             }
         }
+        print("")
+        print("Open it in the dashboard: `xeroml ui --db \(xeroml.path)`, then \(url)")
         if failed > maxErrors {
             FileHandle.standardError.write(Data(
                 "xeroml eval: \(failed) of \(report.run.itemCount) items failed (--max-errors \(maxErrors)); exit status 3\n".utf8))

@@ -27,7 +27,9 @@ struct Quickstart: AsyncParsableCommand {
 
     func run() async throws {
         let file = try datasetFile ?? Self.locateFixture()
+        let dashboard = try XeroML.configuredDashboardBaseURL()
         let xeroml = try store.open()
+        var urls: [URL] = []
         let report = try await xeroml.importDataset(name: datasetName, from: file,
                                                     description: "Capital cities: a sample dataset for the quickstart")
         print("Imported \(file) → \(report)")
@@ -77,7 +79,9 @@ struct Quickstart: AsyncParsableCommand {
             guard let finished else { continue }
             print("")
             print(finished.format())
-            print("  url: \(xeroml.dashboardBaseURL.appendingPathComponent("runs").appendingPathComponent(finished.run.id))")
+            let url = dashboard.appendingPathComponent("runs").appendingPathComponent(finished.run.id)
+            urls.append(url)
+            print("  url: \(url)")
         }
         print("")
         print("Stored in \(xeroml.path). Next:")
@@ -85,6 +89,9 @@ struct Quickstart: AsyncParsableCommand {
         print("  xeroml compare lookup-v1 lookup-v2 --dataset \(datasetName) --db \(xeroml.path)")
         print("  xeroml gate lookup-v2 --min exact_match=0.9 --baseline lookup-v1 --no-significant-regression "
               + "--dataset \(datasetName) --db \(xeroml.path)")
+        print("")
+        print("Open the runs in the dashboard: `xeroml ui --db \(xeroml.path)`, then")
+        for url in urls { print("  \(url)") }
     }
 
     /// Finds the sample dataset from the working directory, else next to this source tree.

@@ -214,10 +214,9 @@ public final class XeroML: Sendable {
     /// batches per transaction is the group-commit batch size).
     package var writerStatistics: (batches: Int, transactions: Int) { store.writerStatistics }
 
-    /// The base address of the local dashboard: `$XEROML_UI_URL`, else `http://127.0.0.1:7474`.
+    /// The base address of the local dashboard: `$XEROML_UI_URL` when it is an http(s) URL, else
+    /// `http://127.0.0.1:7474`. ``configuredDashboardBaseURL()`` refuses any other value with a message.
     public var dashboardBaseURL: URL {
-        if let text = ProcessInfo.processInfo.environment[Self.dashboardEnvironmentVariable],
-           let url = URL(string: text) { return url }
-        return URL(string: "http://127.0.0.1:7474")!
+        (try? Self.configuredDashboardBaseURL()) ?? URL(string: "http://127.0.0.1:7474")!
     }
 }

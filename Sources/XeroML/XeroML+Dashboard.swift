@@ -1,0 +1,92 @@
+public import Foundation
+public import XeroMLSQLite
+
+// What a dashboard over this store needs from the core: a check of a file before serving it, read
+// access for its own queries (through the client's read-only connections), and the dashboard's
+// address checked as an http(s) URL.
+
+extension XeroML {
+    /// Checks that `path` is an existing XeroML store this build can read, without creating, changing
+    /// or migrating anything: the checks run on a read-only connection that is closed before returning.
+    ///
+    /// - Throws: ``XeroMLError`` with ``XeroMLError/Code/notFound`` when there is no file,
+    ///   ``XeroMLError/Code/notAXeroMLFile`` when it is not SQLite or not a XeroML store,
+    ///   ``XeroMLError/Code/newerSchema`` when a newer XeroML wrote it, and
+    ///   ``XeroMLError/Code/invalidArgument`` when it needs a schema upgrade first (any command that
+    ///   writes, such as `xeroml runs list`, upgrades it).
+    public static func checkStoreForReading(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw XeroMLError(.notFound, "no XeroML store at \(path); create one with `xeroml quickstart` or pass --db PATH")
+        }
+        guard !isDirectory.boolValue else {
+            throw XeroMLError(.invalidArgument, "\(path) is a directory, not a XeroML store")
+        }
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, mode: .readOnly, busyTimeoutMilliseconds: 5_000)
+        } catch {
+            throw XeroMLError.storage(error, path: path)
+        }
+        defer { connection.close() }
+        do {
+            let appID = try connection.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
+            let tables = try connection.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
+            if appID != Int64(Schema.applicationID) && (appID != 0 || tables > 0) {
+                throw XeroMLError.notAXeroMLFile(path: path)
+            }
+            let migrator = Schema.migrator
+            let applied = try migrator.appliedMigrations(connection)
+            let known = Set(migrator.migrations.map(\.name))
+            let unknown = applied.filter { !known.contains($0) }
+            if !unknown.isEmpty {
+                throw XeroMLError.newerSchema(path: path, detail: MigrationError.newerSchema(unknown: unknown).description)
+            }
+            if applied.count < known.count {
+                throw XeroMLError(.invalidArgument, applied.isEmpty
+                    ? "\(path) is an empty file, not a XeroML store yet; create one with `xeroml quickstart` or pass --db PATH"
+                    : "\(path) was written by an older XeroML; run any command that writes (e.g. `xeroml runs list --db \(path)`) to upgrade it, then start the dashboard")
+            }
+        } catch let error as SQLiteError where error.code == .notADatabase {
+            throw XeroMLError.notAXeroMLFile(path: path)
+        } catch let error as SQLiteError {
+            throw XeroMLError.storage(error, path: path)
+        }
+    }
+
+    /// Runs `body` on one of the client's read-only connections, inside one read transaction (one
+    /// consistent snapshot); cancelling the calling task interrupts the query. For the dashboard's own
+    /// queries: nothing run here can change the file or hold a lock that writers wait for.
+    @_spi(Dashboard)
+    public func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await store.read(body)
+    }
+
+    /// Parses text as stored in the file's JSON columns; text that is not JSON becomes a string.
+    @_spi(Dashboard)
+    public static func parseStoredJSON(_ text: String?) -> JSONValue? { parseStored(text) }
+
+    /// The dashboard address `text` as a base URL.
+    ///
+    /// - Throws: ``XeroMLError/Code/invalidArgument`` naming ``dashboardEnvironmentVariable`` when
+    ///   `text` is not an absolute http or https URL with a host.
+    public static func dashboardBaseURL(parsing text: String) throws -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty
+        else {
+            throw XeroMLError(.invalidArgument,
+                              "\(dashboardEnvironmentVariable) must be an http(s) URL such as http://127.0.0.1:7474, not \"\(text)\"")
+        }
+        return url
+    }
+
+    /// The dashboard address from the environment: `$XEROML_UI_URL` checked as an http(s) URL, else
+    /// `http://127.0.0.1:7474`.
+    /// - Throws: ``XeroMLError/Code/invalidArgument`` when the variable is set to something else.
+    public static func configuredDashboardBaseURL() throws -> URL {
+        if let text = ProcessInfo.processInfo.environment[dashboardEnvironmentVariable], !text.isEmpty {
+            return try dashboardBaseURL(parsing: text)
+        }
+        return URL(string: "http://127.0.0.1:7474")!
+    }
+}

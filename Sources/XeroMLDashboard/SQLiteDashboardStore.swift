@@ -1,0 +1,633 @@
+import Foundation
+import Synchronization
+@_spi(Dashboard) public import XeroML
+import XeroMLSQLite
+
+/// The dashboard's queries over a XeroML SQLite file, through the client's read-only connections.
+///
+/// Every method runs its statements in read transactions on the client's reader connections: nothing
+/// here writes, and a read never holds a lock writers wait for (WAL). Finished runs never change, so
+/// what is computed over a whole finished run (its summary and histograms, its score means, a
+/// comparison of finished runs) is kept in a small cache keyed by the run's id and finish time; a run
+/// still running is read afresh on every request.
+public final class SQLiteDashboardStore: DashboardStore {
+    /// The client whose read connections the queries use.
+    public let xeroml: XeroML
+    /// Above this many runs, the home page lists the newest only.
+    public let homeRunLimit: Int
+
+    private let details = Mutex(Cache<RunDetail>(capacity: 16))
+    private let means = Mutex(Cache<[ScoreMean]>(capacity: 4096))
+    private let comparisons = Mutex(Cache<RunComparison>(capacity: 2))
+
+    /// Reads through `xeroml`'s read-only connections.
+    public init(xeroml: XeroML, homeRunLimit: Int = 50) {
+        self.xeroml = xeroml
+        self.homeRunLimit = homeRunLimit
+    }
+
+    // MARK: Home
+
+    public func home() async throws -> HomeData {
+        let limit = homeRunLimit
+        let (datasets, runs) = try await xeroml.read { db in
+            (try Self.datasets(db, id: nil), try Self.runRows(db, where: "1", [], limit: limit))
+        }
+        return HomeData(datasets: datasets, runs: try await withMeans(runs))
+    }
+
+    static func datasets(_ db: Connection, id: String?) throws -> [DatasetListing] {
+        try db.query("""
+            SELECT d.id, d.name, d.description, d.version, d.created_us,
+                (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.archived_version IS NULL),
+                (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.archived_version IS NOT NULL),
+                (SELECT count(*) FROM experiment_runs r WHERE r.dataset_id = d.id),
+                (SELECT max(created_us) FROM experiment_runs r WHERE r.dataset_id = d.id)
+            FROM datasets d WHERE ? IS NULL OR d.id = ? ORDER BY d.name
+            """, [.text(id), .text(id)]) { s in
+            DatasetListing(id: s.text(0)!, name: s.text(1)!, description: s.text(2), version: s.int(3),
+                           itemCount: s.int(5), archivedCount: s.int(6), runCount: s.int(7),
+                           lastRunAt: s.optionalInt64(8).map(date), createdAt: date(s.int64(4)))
+        }
+    }
+
+    /// Runs without their score means, newest first.
+    static func runRows(_ db: Connection, where condition: String, _ values: [SQLValue], limit: Int = -1) throws -> [RunListing] {
+        try db.query("""
+            SELECT r.id, r.name, r.dataset_id, d.name, r.dataset_version, r.description, r.metadata, r.status,
+                r.created_us, r.finished_us,
+                (SELECT count(*) FROM run_items i WHERE i.run_id = r.id),
+                (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL)
+            FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id
+            WHERE \(condition) ORDER BY r.id DESC LIMIT ?
+            """, values + [.integer(limit)]) { s in
+            RunListing(id: s.text(0)!, name: s.text(1)!, datasetID: s.text(2), datasetName: s.text(3),
+                       datasetVersion: s.optionalInt64(4).map { Int($0) }, description: s.text(5),
+                       metadata: XeroML.parseStoredJSON(s.text(6)), status: s.text(7) ?? "unknown",
+                       createdAt: date(s.int64(8)), finishedAt: s.optionalInt64(9).map(date),
+                       itemCount: s.int(10), errorCount: s.int(11), scores: [])
+        }
+    }
+
+    /// Fills in the score means: from the cache for finished runs, in one read for the others.
+    func withMeans(_ runs: [RunListing]) async throws -> [RunListing] {
+        var result = runs
+        var missing: [Int] = []
+        means.withLock { cache in
+            for (i, run) in runs.enumerated() {
+                if let cached = cache[Self.key(run)] { result[i].scores = cached } else { missing.append(i) }
+            }
+        }
+        guard !missing.isEmpty else { return result }
+        let ids = missing.map { runs[$0].id }
+        let computed = try await xeroml.read { db in try ids.map { try Self.scoreMeans(db, runID: $0) } }
+        means.withLock { cache in
+            for (j, i) in missing.enumerated() {
+                result[i].scores = computed[j]
+                if let key = Self.key(runs[i]) { cache[key] = computed[j] }
+            }
+        }
+        return result
+    }
+
+    /// The cache key of a finished run; `nil` for a run that may still change.
+    static func key(_ run: RunListing) -> String? {
+        guard run.status == "finished", let finished = run.finishedAt else { return nil }
+        return "\(run.id)@\(finished.timeIntervalSince1970)"
+    }
+
+    static func scoreMeans(_ db: Connection, runID: String) throws -> [ScoreMean] {
+        try db.query("""
+            SELECT name, count(value), total(value), total(value * value) FROM scores
+            WHERE run_id = ? AND run_item_id IS NOT NULL AND data_type IN ('numeric', 'boolean')
+            GROUP BY name ORDER BY min(rowid)
+            """, [.text(runID)]) { s in
+            ScoreMean(name: s.text(0)!, count: s.int(1), sum: s.double(2), sumOfSquares: s.double(3))
+        }
+    }
+
+    // MARK: Dataset
+
+    public func dataset(id: String, query: DatasetItemsQuery) async throws -> DatasetPageData? {
+        let page = try await xeroml.read { db -> (DatasetListing, Int, [DatasetItemRow], Bool, [RunListing])? in
+            guard let dataset = try Self.datasets(db, id: id).first else { return nil }
+            let version = query.version ?? dataset.version
+            guard version >= 0, version <= dataset.version else {
+                throw DashboardError(parameter: "version", "the dataset has versions 0 to \(dataset.version)")
+            }
+            var sql = """
+                SELECT id, external_id, input, expected_output, metadata, created_version, archived_version
+                FROM dataset_items WHERE dataset_id = ? AND created_version <= ?
+                    AND (archived_version IS NULL OR archived_version > ?)
+                """
+            var values: [SQLValue] = [.text(id), .integer(version), .integer(version)]
+            if let search = query.search, !search.isEmpty {
+                sql += " AND instr(lower(input || ' ' || coalesce(expected_output, '') || ' ' || coalesce(metadata, '')), lower(?)) > 0"
+                values.append(.text(search))
+            }
+            sql += " ORDER BY id LIMIT ? OFFSET ?"
+            values += [.integer(query.pageSize + 1), .integer((query.page - 1) * query.pageSize)]
+            var items = try db.query(sql, values) { s in
+                DatasetItemRow(id: s.text(0)!, externalID: s.text(1), input: XeroML.parseStoredJSON(s.text(2)) ?? .null,
+                               expectedOutput: XeroML.parseStoredJSON(s.text(3)), metadata: XeroML.parseStoredJSON(s.text(4)),
+                               createdVersion: s.int(5), archivedVersion: s.optionalInt64(6).map { Int($0) })
+            }
+            let hasNext = items.count > query.pageSize
+            if hasNext { items.removeLast() }
+            let runs = try Self.runRows(db, where: "r.dataset_id = ?", [.text(id)])
+            return (dataset, version, items, hasNext, runs)
+        }
+        guard let (dataset, version, items, hasNext, runs) = page else { return nil }
+        return DatasetPageData(dataset: dataset, version: version, items: items, page: query.page, hasNextPage: hasNext,
+                               runs: try await withMeans(runs).reversed())
+    }
+
+    // MARK: Run
+
+    public func run(id: String) async throws -> RunDetail? {
+        guard let run = try await xeroml.read({ db in try Self.runRows(db, where: "r.id = ?", [.text(id)]).first }) else {
+            return nil
+        }
+        if let key = Self.key(run), let cached = details.withLock({ $0[key] }) { return cached }
+        let detail = try await xeroml.read { db -> RunDetail? in
+            // Read again inside this snapshot, so the counts and the statistics agree.
+            guard let run = try Self.runRows(db, where: "r.id = ?", [.text(id)]).first else { return nil }
+            return try Self.detail(db, run: run)
+        }
+        guard var detail else { return nil }
+        detail.run = try await withMeans([detail.run])[0]
+        if let key = Self.key(detail.run) { details.withLock { $0[key] = detail } }
+        return detail
+    }
+
+    static let histogramBins = 20
+
+    static func detail(_ db: Connection, run: RunListing) throws -> RunDetail {
+        let runValue: [SQLValue] = [.text(run.id)]
+        // One pass over the run's items: latencies and the tasks' usage.
+        var latencies: [Double] = []
+        latencies.reserveCapacity(run.itemCount)
+        var usage = UsageTotals()
+        let items = try db.prepare("""
+            SELECT latency_ms, generations, prompt_tokens, completion_tokens, total_tokens, cost, cost IS NOT NULL
+            FROM run_items WHERE run_id = ?
+            """)
+        try items.bind(runValue)
+        while try items.step() {
+            latencies.append(items.double(0))
+            usage.generations += items.int(1)
+            usage.promptTokens += items.int(2)
+            usage.completionTokens += items.int(3)
+            usage.totalTokens += items.int(4)
+            usage.cost += items.double(5)
+            usage.pricedGenerations += items.int(6) * items.int(1)
+        }
+        latencies.sort()
+
+        // One pass over the covering score index: values arrive sorted by name, then value.
+        var summaries: [ScoreSummaryView] = []
+        var histograms: [Histogram] = []
+        var order: [String: Int] = [:]
+        let firstSeen = try db.query("""
+            SELECT name FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL GROUP BY name ORDER BY min(rowid)
+            """, runValue) { $0.text(0)! }
+        for (i, name) in firstSeen.enumerated() { order[name] = i }
+        var current: (name: String, values: [Double], booleans: Int, numerics: Int, unscored: Int, others: Int)?
+        func close() {
+            guard let c = current else { return }
+            summaries.append(summary(name: c.name, sortedValues: c.values, booleans: c.booleans, numerics: c.numerics,
+                                     unscored: c.unscored, others: c.others))
+            if let histogram = histogram(name: c.name, sortedValues: c.values, boolean: c.booleans > 0 && c.numerics == 0) {
+                histograms.append(histogram)
+            }
+        }
+        let scores = try db.prepare("""
+            SELECT name, data_type, value FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL ORDER BY name, value
+            """)
+        try scores.bind(runValue)
+        while try scores.step() {
+            let name = scores.text(0)!
+            if current?.name != name {
+                close()
+                current = (name, [], 0, 0, 0, 0)
+            }
+            switch scores.text(1) {
+            case "numeric": current!.numerics += 1; current!.values.append(scores.double(2))
+            case "boolean": current!.booleans += 1; current!.values.append(scores.double(2))
+            case "unscored": current!.unscored += 1
+            default: current!.others += 1
+            }
+        }
+        close()
+        let categories = try db.query("""
+            SELECT name, string_value, count(*) FROM scores
+            WHERE run_id = ? AND run_item_id IS NOT NULL AND data_type IN ('categorical', 'text') GROUP BY name, string_value
+            """, runValue) { ($0.text(0)!, $0.text(1) ?? "", $0.int(2)) }
+        for (name, category, count) in categories {
+            if let i = summaries.firstIndex(where: { $0.name == name }) { summaries[i].categories?[category, default: 0] += count }
+        }
+        for i in summaries.indices {
+            if let counts = summaries[i].categories, summaries[i].count == 0 {
+                let top = counts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(histogramBins)
+                histograms.append(Histogram(name: summaries[i].name, low: 0, high: Double(top.count),
+                                            counts: top.map(\.value), labels: top.map(\.key)))
+            }
+        }
+        summaries.sort { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
+        histograms.sort { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
+
+        let runScores = try db.query("""
+            SELECT name, data_type, value, string_value, comment, source, evaluator, observation_id
+            FROM scores WHERE run_id = ? AND run_item_id IS NULL AND trace_id IS NULL ORDER BY id
+            """, runValue, readScoreView)
+        let errors = try db.query("""
+            SELECT error, count(*), min(id) FROM run_items WHERE run_id = ? AND error IS NOT NULL
+            GROUP BY error ORDER BY count(*) DESC, min(id) LIMIT 50
+            """, runValue) { ErrorGroup(message: $0.text(0) ?? "", count: $0.int(1), exampleItemID: $0.text(2)!) }
+        let evaluatorUsage = try db.queryFirst("""
+            SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
+                coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id), count(o.cost)
+            FROM traces t JOIN observations o ON o.trace_id = t.id
+            WHERE t.run_id = ? AND t.kind = 'evaluation' AND o.kind = 'generation'
+            """, runValue) { s in
+            UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
+                        generations: s.int(4), pricedGenerations: s.int(5))
+        } ?? UsageTotals()
+        return RunDetail(
+            run: run, scores: summaries, histograms: histograms,
+            latency: histogram(name: "latency (ms)", sortedValues: latencies, boolean: false),
+            latencyP50Ms: Statistics.percentile(latencies, 0.5), latencyP95Ms: Statistics.percentile(latencies, 0.95),
+            latencyP99Ms: Statistics.percentile(latencies, 0.99), usage: UsageView(usage),
+            evaluatorUsage: UsageView(evaluatorUsage), runScores: runScores, errors: errors)
+    }
+
+    static func summary(name: String, sortedValues v: [Double], booleans: Int, numerics: Int, unscored: Int, others: Int) -> ScoreSummaryView {
+        let kinds = [numerics > 0 ? "numeric" : nil, booleans > 0 ? "boolean" : nil, others > 0 ? "categorical" : nil].compactMap { $0 }
+        var s = ScoreSummaryView(name: name, dataType: kinds.count == 1 ? kinds[0] : (kinds.isEmpty ? "unscored" : "mixed"),
+                                 count: v.count, unscored: unscored, mean: nil, standardDeviation: nil, low: nil, high: nil,
+                                 min: v.first, median: Statistics.percentile(v, 0.5), p95: Statistics.percentile(v, 0.95),
+                                 max: v.last, passRate: nil, categories: others > 0 ? [:] : nil)
+        guard !v.isEmpty else { return s }
+        let d = Statistics.describe(v)
+        s.mean = d.mean
+        s.standardDeviation = d.standardDeviation
+        if let se = d.standardError { (s.low, s.high) = (d.mean - 1.959964 * se, d.mean + 1.959964 * se) }
+        if booleans > 0, numerics == 0 { s.passRate = d.mean }
+        return s
+    }
+
+    static func histogram(name: String, sortedValues v: [Double], boolean: Bool) -> Histogram? {
+        guard let low = v.first, let high = v.last else { return nil }
+        if boolean {
+            let passes = v.count - (v.firstIndex { $0 != 0 } ?? v.count) // sorted: zeros first
+            return Histogram(name: name, low: 0, high: 1, counts: [v.count - passes, passes], labels: ["fail", "pass"])
+        }
+        guard high > low else { return Histogram(name: name, low: low, high: high, counts: [v.count]) }
+        let width = (high - low) / Double(histogramBins)
+        var counts = [Int](repeating: 0, count: histogramBins)
+        for value in v { counts[min(histogramBins - 1, Int((value - low) / width))] += 1 }
+        return Histogram(name: name, low: low, high: high, counts: counts)
+    }
+
+    @Sendable static func readScoreView(_ s: Statement) -> ScoreView {
+        ScoreView(name: s.text(0)!, dataType: s.text(1) ?? "numeric", value: s.optionalDouble(2), text: s.text(3),
+                  comment: s.text(4), source: s.text(5) ?? "sdk", evaluator: s.text(6), observationID: s.text(7))
+    }
+
+    public func progress(runID: String) async throws -> RunProgress? {
+        try await xeroml.read { db in
+            try db.queryFirst("""
+                SELECT r.id, r.status,
+                    (SELECT count(*) FROM run_items i WHERE i.run_id = r.id),
+                    (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL),
+                    CASE WHEN r.dataset_id IS NULL THEN NULL ELSE
+                        (SELECT count(*) FROM dataset_items d WHERE d.dataset_id = r.dataset_id
+                         AND d.created_version <= r.dataset_version
+                         AND (d.archived_version IS NULL OR d.archived_version > r.dataset_version)) END
+                FROM experiment_runs r WHERE r.id = ?
+                """, [.text(runID)]) { s in
+                RunProgress(id: s.text(0)!, status: s.text(1) ?? "unknown", itemCount: s.int(2), errorCount: s.int(3),
+                            expectedItems: s.optionalInt64(4).map { Int($0) })
+            }
+        }
+    }
+
+    // MARK: Items
+
+    static let itemColumns = """
+        r.id, r.dataset_item_id, r.repetition, coalesce(r.input, d.input), coalesce(r.expected_output, d.expected_output),
+        coalesce(r.metadata, d.metadata), r.output, r.error, r.latency_ms, r.attempts, r.total_tokens, r.cost,
+        r.trace_id, r.started_us
+        """
+
+    @Sendable static func readItem(_ s: Statement) -> ItemRow {
+        ItemRow(id: s.text(0)!, datasetItemID: s.text(1), repetition: s.int(2),
+                input: XeroML.parseStoredJSON(s.text(3)) ?? .null, expectedOutput: XeroML.parseStoredJSON(s.text(4)),
+                metadata: XeroML.parseStoredJSON(s.text(5)), output: XeroML.parseStoredJSON(s.text(6)), error: s.text(7),
+                latencyMs: s.double(8), attempts: s.int(9), totalTokens: s.int(10), cost: s.optionalDouble(11),
+                traceID: s.text(12), startedAt: date(s.int64(13)), scores: [])
+    }
+
+    public func items(runID: String, query: ItemsQuery) async throws -> ItemsPage? {
+        try await xeroml.read { db -> ItemsPage? in
+            guard try db.queryFirst("SELECT 1 FROM experiment_runs WHERE id = ?", [.text(runID)], { _ in true }) != nil else {
+                return nil
+            }
+            var conditions: [String] = []
+            var values: [SQLValue] = []
+            switch query.filter {
+            case .all: break
+            case .errors: conditions.append("r.error IS NOT NULL")
+            case .unscored:
+                conditions.append("EXISTS (SELECT 1 FROM scores u WHERE u.run_item_id = r.id AND u.data_type = 'unscored')")
+            }
+            if let f = query.scoreFilter {
+                conditions.append("EXISTS (SELECT 1 FROM scores f WHERE f.run_item_id = r.id AND f.name = ? AND f.value \(f.below ? "<" : ">") ?)")
+                values += [.text(f.name), .real(f.value)]
+            }
+            if let search = query.search, !search.isEmpty {
+                conditions.append("""
+                    instr(lower(coalesce(r.input, d.input, '') || ' ' || coalesce(r.expected_output, d.expected_output, '')
+                        || ' ' || coalesce(r.output, '') || ' ' || coalesce(r.error, '')), lower(?)) > 0
+                    """)
+                values.append(.text(search))
+            }
+            let direction = query.descending ? "DESC" : "ASC"
+            var sql: String
+            var leading: [SQLValue] = []
+            switch query.sort {
+            case .score(let name):
+                // Driven by the covering score index, already in value order.
+                sql = """
+                    SELECT \(Self.itemColumns) FROM scores s JOIN run_items r ON r.id = s.run_item_id
+                    LEFT JOIN dataset_items d ON d.id = r.dataset_item_id
+                    WHERE s.run_id = ? AND s.name = ? AND s.run_item_id IS NOT NULL AND s.value IS NOT NULL
+                    """
+                leading = [.text(runID), .text(name)]
+                for c in conditions { sql += " AND " + c }
+                sql += " ORDER BY s.value \(direction), s.run_item_id \(direction)"
+            case .started, .latency, .cost:
+                sql = "SELECT \(Self.itemColumns) FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id WHERE r.run_id = ?"
+                leading = [.text(runID)]
+                for c in conditions { sql += " AND " + c }
+                switch query.sort {
+                case .latency: sql += " ORDER BY r.latency_ms \(direction), r.id"
+                case .cost: sql += " ORDER BY r.cost IS NULL, r.cost \(direction), r.id"
+                default: sql += " ORDER BY r.id \(direction)"
+                }
+            }
+            sql += " LIMIT ? OFFSET ?"
+            var items = try db.query(sql, leading + values + [.integer(query.pageSize + 1), .integer((query.page - 1) * query.pageSize)],
+                                     Self.readItem)
+            let hasNext = items.count > query.pageSize
+            if hasNext { items.removeLast() }
+            try Self.attachScores(db, to: &items)
+            return ItemsPage(runID: runID, page: query.page, pageSize: query.pageSize, hasNextPage: hasNext, items: items)
+        }
+    }
+
+    static func attachScores(_ db: Connection, to items: inout [ItemRow]) throws {
+        guard !items.isEmpty else { return }
+        let placeholders = Array(repeating: "?", count: items.count).joined(separator: ", ")
+        var byItem: [String: [ScoreView]] = [:]
+        let rows = try db.query("""
+            SELECT run_item_id, name, data_type, value, string_value, comment, source, evaluator, observation_id
+            FROM scores WHERE run_item_id IN (\(placeholders)) ORDER BY id
+            """, items.map { .text($0.id) }) { s in
+            (s.text(0)!, ScoreView(name: s.text(1)!, dataType: s.text(2) ?? "numeric", value: s.optionalDouble(3),
+                                   text: s.text(4), comment: s.text(5), source: s.text(6) ?? "sdk", evaluator: s.text(7),
+                                   observationID: s.text(8)))
+        }
+        for (id, score) in rows { byItem[id, default: []].append(score) }
+        for i in items.indices { items[i].scores = byItem[items[i].id] ?? [] }
+    }
+
+    // MARK: Traces
+
+    public func item(id: String) async throws -> TraceDetail? {
+        let found = try await xeroml.read { db -> (ItemRow, RunListing, [String])? in
+            guard var item = try db.queryFirst("""
+                SELECT \(Self.itemColumns) FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id WHERE r.id = ?
+                """, [.text(id)], Self.readItem) else { return nil }
+            var items = [item]
+            try Self.attachScores(db, to: &items)
+            item = items[0]
+            let runID = try db.queryFirst("SELECT run_id FROM run_items WHERE id = ?", [.text(id)]) { $0.text(0)! }!
+            let run = try Self.runRows(db, where: "r.id = ?", [.text(runID)])[0]
+            // The evaluators' traces hold the observations their scores point at.
+            let evaluations = try db.query("""
+                SELECT DISTINCT o.trace_id FROM scores s JOIN observations o ON o.id = s.observation_id
+                WHERE s.run_item_id = ? AND s.observation_id IS NOT NULL AND o.trace_id IS NOT ?
+                """, [.text(id), .text(item.traceID)]) { $0.text(0)! }
+            return (item, run, evaluations)
+        }
+        guard let (item, run, evaluationIDs) = found else { return nil }
+        let trace = try await item.traceID.asyncMap { try await xeroml.trace(id: $0) } ?? nil
+        var evaluations: [TraceView] = []
+        for evaluationID in evaluationIDs {
+            if let t = try await xeroml.trace(id: evaluationID) { evaluations.append(TraceView(t)) }
+        }
+        return TraceDetail(trace: trace.map(TraceView.init), run: run, item: item, evaluations: evaluations)
+    }
+
+    public func trace(id: String) async throws -> TraceDetail? {
+        guard let trace = try await xeroml.trace(id: id) else { return nil }
+        if trace.kind == .trace || trace.runID == nil {
+            return TraceDetail(trace: TraceView(trace), run: nil, item: nil, evaluations: [])
+        }
+        let runID = trace.runID!
+        let traceKind = trace.kind
+        let itemID = try await xeroml.read { db -> String? in
+            if traceKind == .evaluation, let id = try db.queryFirst("SELECT metadata ->> '$.run_item_id' FROM traces WHERE id = ?",
+                                                                  [.text(id)], { $0.text(0) }) ?? nil {
+                return id
+            }
+            // Through the item's scores (indexed by trace), else over the run's items.
+            if let id = try db.queryFirst("SELECT run_item_id FROM scores WHERE trace_id = ? AND run_item_id IS NOT NULL LIMIT 1",
+                                          [.text(id)], { $0.text(0) }) ?? nil {
+                return id
+            }
+            return try db.queryFirst("SELECT id FROM run_items WHERE run_id = ? AND trace_id = ?", [.text(runID), .text(id)]) {
+                $0.text(0)
+            } ?? nil
+        }
+        guard let itemID, var detail = try await item(id: itemID) else {
+            return TraceDetail(trace: TraceView(trace), run: nil, item: nil, evaluations: [])
+        }
+        if traceKind == .evaluation {
+            // Opened from an evaluation trace: show that one beside the item's task trace.
+            if !detail.evaluations.contains(where: { $0.id == id }) { detail.evaluations.insert(TraceView(trace), at: 0) }
+        }
+        return detail
+    }
+
+    // MARK: Comparison
+
+    public func comparison(runIDs: [String], baseline: String?, query: CompareQuery) async throws -> ComparisonPage? {
+        var ids: [String] = []
+        for id in runIDs where !ids.contains(id) { ids.append(id) }
+        if let baseline, !ids.contains(baseline) { ids.insert(baseline, at: 0) }
+        guard ids.count >= 2 else { throw DashboardError(parameter: "run", "choose two or more runs to compare") }
+        let chosen = ids
+        let listed = try await xeroml.read { db in
+            try Self.runRows(db, where: "r.id IN (\(Array(repeating: "?", count: chosen.count).joined(separator: ", ")))",
+                             chosen.map { .text($0) })
+        }
+        guard listed.count == ids.count else { return nil }
+        guard let datasetID = listed[0].datasetID, listed.allSatisfy({ $0.datasetID == datasetID }) else {
+            throw DashboardError(parameter: "run", "runs can be compared only over one dataset")
+        }
+        // The baseline: as asked, else the oldest run (ids are time-ordered).
+        let baselineID = baseline ?? ids.min()!
+        let candidates = ids.filter { $0 != baselineID }.sorted()
+        let byID = Dictionary(uniqueKeysWithValues: try await withMeans(listed).map { ($0.id, $0) })
+        let runs = [byID[baselineID]!] + candidates.map { byID[$0]! }
+        let keys = runs.map(Self.key)
+        let cacheKey = keys.allSatisfy({ $0 != nil }) ? keys.map { $0! }.joined(separator: ",") : nil
+        let comparison: RunComparison
+        if let cacheKey, let cached = comparisons.withLock({ $0[cacheKey] }) {
+            comparison = cached
+        } else {
+            comparison = try await xeroml.compare(baseline: baselineID, candidates: candidates)
+            if let cacheKey { comparisons.withLock { $0[cacheKey] = comparison } }
+        }
+        return try await page(of: comparison, runs: runs, query: query)
+    }
+
+    func page(of comparison: RunComparison, runs: [RunListing], query: CompareQuery) async throws -> ComparisonPage {
+        let scores = comparison.scores.map { s in
+            ScoreComparisonView(
+                name: s.name, run: s.candidate + 1, isBoolean: s.isBoolean, lowerIsBetter: s.lowerIsBetter,
+                baselineMean: s.baselineMean, candidateMean: s.candidateMean, pairs: s.pairs, difference: s.meanDifference,
+                low: s.bootstrapInterval95?.lowerBound, high: s.bootstrapInterval95?.upperBound, pValue: s.pValue,
+                improved: s.count(.improved), regressed: s.count(.regressed), unchanged: s.count(.unchanged) + s.count(.withinNoise),
+                verdict: s.significantRegression ? "significant regression"
+                    : s.significantImprovement ? "significant improvement" : "within noise")
+        }
+        var matching: [(item: ComparedItem, label: String, change: Double)] = []
+        for item in comparison.items {
+            let changes = item.changes.flatMap(\.values)
+            let hasError = item.outcomes.contains { ($0?.errors ?? 0) > 0 }
+            let label = changes.contains(.newError) ? "new error"
+                : changes.contains(.regressed) ? "regressed"
+                : changes.contains(.fixedError) ? "fixed error"
+                : changes.contains(.improved) ? "improved"
+                : changes.contains(.withinNoise) ? "within noise"
+                : changes.contains(.missing) ? "missing" : "unchanged"
+            let keep: Bool
+            switch query.filter {
+            case .all: keep = true
+            case .regressions: keep = changes.contains(.regressed) || changes.contains(.newError)
+            case .improvements: keep = changes.contains(.improved) || changes.contains(.fixedError)
+            case .changed: keep = changes.contains { [.regressed, .improved, .newError, .fixedError].contains($0) }
+            case .errors: keep = hasError
+            }
+            guard keep else { continue }
+            var change = 0.0
+            if query.sort == .change, let base = item.outcomes[0] {
+                for candidate in item.outcomes.dropFirst() {
+                    guard let candidate else { continue }
+                    if (base.errors == 0) != (candidate.errors == 0) { change = max(change, .infinity) }
+                    for (name, value) in candidate.scores {
+                        if let b = base.score(name) { change = max(change, abs(value.mean - b.mean)) }
+                    }
+                }
+            }
+            matching.append((item, label, change))
+        }
+        if query.sort == .change {
+            matching = matching.enumerated().sorted { a, b in
+                a.element.change != b.element.change ? a.element.change > b.element.change : a.offset < b.offset
+            }.map(\.element)
+        }
+        let start = min(matching.count, (query.page - 1) * query.pageSize)
+        let slice = Array(matching[start..<min(matching.count, start + query.pageSize)])
+        let datasetIDs = slice.map(\.item.datasetItemID)
+        let multiRepetitionIDs = slice.flatMap { $0.item.outcomes.compactMap { $0 }.filter { $0.repetitions > 1 }.flatMap(\.runItemIDs) }
+        let (texts, outputs) = try await xeroml.read { db -> ([String: (JSONValue?, JSONValue?)], [String: String]) in
+            var texts: [String: (JSONValue?, JSONValue?)] = [:]
+            if !datasetIDs.isEmpty {
+                for (id, input, expected) in try db.query(
+                    "SELECT id, input, expected_output FROM dataset_items WHERE id IN (\(Array(repeating: "?", count: datasetIDs.count).joined(separator: ", ")))",
+                    datasetIDs.map { .text($0) }, { ($0.text(0)!, XeroML.parseStoredJSON($0.text(1)), XeroML.parseStoredJSON($0.text(2))) }) {
+                    texts[id] = (input, expected)
+                }
+            }
+            var outputs: [String: String] = [:]
+            for chunk in stride(from: 0, to: multiRepetitionIDs.count, by: 500) {
+                let ids = Array(multiRepetitionIDs[chunk..<min(multiRepetitionIDs.count, chunk + 500)])
+                for (id, output) in try db.query(
+                    "SELECT id, coalesce(output, 'null') FROM run_items WHERE id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))",
+                    ids.map { .text($0) }, { ($0.text(0)!, $0.text(1)!) }) {
+                    outputs[id] = output
+                }
+            }
+            return (texts, outputs)
+        }
+        let rows = slice.map { entry -> CompareItemRow in
+            let cells = entry.item.outcomes.enumerated().map { index, outcome -> CompareCell? in
+                guard let outcome else { return nil }
+                var counts: [Int]?
+                if outcome.repetitions > 1 {
+                    var tally: [String: Int] = [:]
+                    for id in outcome.runItemIDs { tally[outputs[id] ?? "null", default: 0] += 1 }
+                    counts = tally.values.sorted(by: >)
+                }
+                let changes = index == 0 ? [:] : entry.item.changes[index - 1].mapValues { $0.rawValue.replacingOccurrences(of: "_", with: " ") }
+                return CompareCell(
+                    runItemID: outcome.runItemIDs.first, repetitions: outcome.repetitions, errors: outcome.errors,
+                    output: outcome.output, error: outcome.error, outputCounts: counts,
+                    latencyMs: Double(outcome.latency.components.seconds) * 1000 + Double(outcome.latency.components.attoseconds) / 1e15,
+                    cost: outcome.cost,
+                    scores: outcome.scores.mapValues {
+                        CompareValue(mean: $0.mean, standardDeviation: $0.count > 1 ? $0.variance.squareRoot() : nil, isBoolean: $0.isBoolean)
+                    },
+                    changes: changes)
+            }
+            let text = texts[entry.item.datasetItemID]
+            return CompareItemRow(datasetItemID: entry.item.datasetItemID, input: text?.0, expectedOutput: text?.1,
+                                  cells: cells, label: entry.label)
+        }
+        let statistics = comparison.runStatistics.map {
+            RunStatisticsView(items: $0.items, errors: $0.errors, latencyP50Ms: $0.latencyP50.map(milliseconds),
+                              latencyP95Ms: $0.latencyP95.map(milliseconds), cost: $0.cost)
+        }
+        return ComparisonPage(runs: runs, scores: scores, statistics: statistics, datasetVersionsDiffer: comparison.datasetVersionsDiffer,
+                              matchingItems: matching.count, page: query.page, pageSize: query.pageSize, items: rows)
+    }
+}
+
+func milliseconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+}
+
+func date(_ microseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(microseconds) / 1_000_000) }
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        switch self {
+        case .some(let value): try await transform(value)
+        case .none: nil
+        }
+    }
+}
+
+/// A small cache that forgets its oldest entry when full.
+struct Cache<Value> {
+    let capacity: Int
+    private var values: [String: Value] = [:]
+    private var order: [String] = []
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    subscript(key: String?) -> Value? {
+        get { key.flatMap { values[$0] } }
+        set {
+            guard let key, let newValue else { return }
+            if values.updateValue(newValue, forKey: key) == nil {
+                order.append(key)
+                if order.count > capacity { values[order.removeFirst()] = nil }
+            }
+        }
+    }
+}
