@@ -65,6 +65,13 @@ let package = Package(
         .executableTarget(name: "xeroml-testhelper", dependencies: ["XeroML"]),
         .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),
         .testTarget(name: "XeroMLTests", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLTesting", "xeroml", "xeroml-testhelper"]),
+        .testTarget(
+            name: "XeroMLServerTests",
+            dependencies: [
+                "XeroMLServer", "XeroMLDashboard", "XeroML", "XeroMLSQLite", "XeroMLTesting", "xeroml", "xeroml-testhelper",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "XeroMLJudgeTests", dependencies: ["XeroMLJudge", "XeroMLHTTP", "XeroMLTesting", "XeroML", "xeroml"]),
     ]
 )

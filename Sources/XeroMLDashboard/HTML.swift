@@ -148,7 +148,8 @@ public struct Link: Sendable, Hashable {
     /// Characters left as they are in a path segment, a query name or value, or a fragment.
     private static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
 
-    static func encode(_ text: String) -> String {
+    /// `text` percent-encoded for a path segment, a query name or value, or a fragment.
+    public static func encode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             if unreserved.contains(byte) {

@@ -213,7 +213,9 @@ public enum Pages {
     static func itemsSection(_ detail: RunDetail, items: ItemsPage, query: QueryParameters) -> HTML {
         let runID = detail.run.id
         let names = detail.scores.map(\.name)
-        let ranges = Dictionary(detail.scores.map { ($0.name, ($0.min, $0.max)) }, uniquingKeysWith: { a, _ in a })
+        // Shading spans each score's range over the run; pass and fail are always the two ends.
+        let ranges = Dictionary(detail.scores.map { s in (s.name, s.dataType == "boolean" ? (0.0, 1.0) : (s.min, s.max)) },
+                                uniquingKeysWith: { a, _ in a })
         let diff = query["diff"] == "expected"
         func link(page: Int) -> Link {
             var q = query.pairs.filter { $0.0 != "page" && !$0.1.isEmpty }

@@ -272,7 +272,11 @@ public final class SQLiteDashboardStore: DashboardStore {
         s.mean = d.mean
         s.standardDeviation = d.standardDeviation
         if let se = d.standardError { (s.low, s.high) = (d.mean - 1.959964 * se, d.mean + 1.959964 * se) }
-        if booleans > 0, numerics == 0 { s.passRate = d.mean }
+        if booleans > 0, numerics == 0 {
+            // A pass rate lies in [0, 1]; so does its interval.
+            s.passRate = d.mean
+            (s.low, s.high) = (s.low.map { Swift.max(0, $0) }, s.high.map { Swift.min(1, $0) })
+        }
         return s
     }
 

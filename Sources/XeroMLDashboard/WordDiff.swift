@@ -38,10 +38,10 @@ public enum WordDiff {
         while i < a.count || j < b.count {
             if i < a.count, j < b.count, a[i] == b[j] {
                 append(.same(a[i])); i += 1; j += 1
-            } else if j < b.count, i == a.count || lcs[i * width + j + 1] >= lcs[(i + 1) * width + j] {
-                append(.added(b[j])); j += 1
-            } else {
+            } else if i < a.count, j == b.count || lcs[(i + 1) * width + j] >= lcs[i * width + j + 1] {
                 append(.removed(a[i])); i += 1
+            } else {
+                append(.added(b[j])); j += 1
             }
         }
         return parts
@@ -66,7 +66,7 @@ public enum WordDiff {
 
     /// The new text with removed words struck through and added words marked; the plain new text when
     /// the texts are too long to diff.
-    static func html(from old: String, to new: String) -> HTML {
+    public static func html(from old: String, to new: String) -> HTML {
         guard let parts = parts(from: old, to: new) else { return .element("div", [.class("text")], text: new) }
         return .element("div", [.class("text diff")], parts.map { part in
             switch part {
