@@ -22,9 +22,12 @@ extension XeroML {
         guard !isDirectory.boolValue else {
             throw XeroMLError(.invalidArgument, "\(path) is a directory, not a XeroML store")
         }
+        let notSQLite = XeroMLError(.notAXeroMLFile, "\(path) is not a XeroML store (not an SQLite file); choose another path")
         let connection: Connection
         do {
             connection = try Connection(path: path, mode: .readOnly, busyTimeoutMilliseconds: 5_000)
+        } catch where error.code == .notADatabase {
+            throw notSQLite
         } catch {
             throw XeroMLError.storage(error, path: path)
         }
@@ -48,7 +51,7 @@ extension XeroML {
                     : "\(path) was written by an older XeroML; run any command that writes (e.g. `xeroml runs list --db \(path)`) to upgrade it, then start the dashboard")
             }
         } catch let error as SQLiteError where error.code == .notADatabase {
-            throw XeroMLError.notAXeroMLFile(path: path)
+            throw notSQLite
         } catch let error as SQLiteError {
             throw XeroMLError.storage(error, path: path)
         }
