@@ -485,7 +485,7 @@ public enum Pages {
                     : .table(headers: ["Change", "Input", "Expected"] + page.runs.enumerated().map { $0.offset == 0 ? "\($0.element.name) (baseline)" : $0.element.name },
                              rows: rows, cls: "data items compare"),
                 .pager(page: page.page, hasNext: page.page * page.pageSize < page.matchingItems, link: link,
-                       total: "\(max(1, (page.matchingItems + page.pageSize - 1) / page.pageSize)) pages"),
+                       total: "of \(max(1, (page.matchingItems + page.pageSize - 1) / page.pageSize))"),
             ]),
         ])
     }

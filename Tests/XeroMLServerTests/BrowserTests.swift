@@ -47,7 +47,7 @@ struct BrowserTests {
     }
 
     @Test func fromARunsURLToTheRegressionsOfACompareRuns() async throws {
-        let f = try await Fixture.make()
+        let f = try await Fixture.make(hostile: false)
         defer { f.remove() }
         try await f.application().test(.live) { client in
             let base = "http://127.0.0.1:\(client.port!)"
@@ -59,8 +59,7 @@ struct BrowserTests {
                 // The URL the experiment printed opens its run.
                 try await browser.open(base + f.candidateURL.path)
                 #expect(try await browser.text(browser.element("h1")) == f.candidate.name)
-                #expect(try await browser.text(browser.element("#errors")).contains("model failed: " + Hostile.script),
-                        "hostile text shows as text")
+                #expect(try await browser.text(browser.element("#errors")).contains("model failed: 429 Too Many Requests"))
                 try await browser.screenshot("run", to: Self.screenshots)
 
                 // An item's trace.
@@ -88,10 +87,31 @@ struct BrowserTests {
                 try await browser.click(browser.element("form.filters button[type='submit']"))
                 _ = try await browser.waitForURL("the regressions") { $0.contains("filter=regressions") }
                 let table = try await browser.text(browser.element("table.compare tbody"))
-                #expect(table.contains("question 2") && table.contains("regressed"))
-                #expect(table.contains("question 3") && table.contains("new error"))
-                #expect(!table.contains("question 1") && !table.contains("question 4") && !table.contains("question 5"))
+                #expect(table.contains("capital of Italy") && table.contains("regressed") && table.contains("Milan"))
+                #expect(table.contains("capital of Spain") && table.contains("new error"))
+                for country in ["France", "Germany", "Japan", "Canada"] { #expect(!table.contains(country)) }
                 try await browser.screenshot("compare-regressions", to: Self.screenshots)
+            }
+        }
+    }
+
+    /// Hostile names, inputs and errors show as text in a real browser: nothing runs, no dialog opens.
+    @Test func hostileValuesShowAsText() async throws {
+        let f = try await Fixture.make()
+        defer { f.remove() }
+        try await f.application().test(.live) { client in
+            let base = "http://127.0.0.1:\(client.port!)"
+            try await withBrowser { browser in
+                for path in ["/", "/datasets/\(f.datasetID)", f.candidateURL.path, "/items/\(f.candidateItems["i0"]!)",
+                             "/compare?run=\(f.baseline.id)&run=\(f.candidate.id)&diff=expected"] {
+                    try await browser.open(base + path)
+                    _ = try await browser.element("main h1")
+                    #expect(try await browser.elements("main img, main script, main iframe").isEmpty, "\(path) grew an element")
+                    #expect(try await browser.alertText() == nil, "\(path) opened a dialog")
+                }
+                try await browser.open(base + f.candidateURL.path)
+                #expect(try await browser.text(browser.element("h1")) == f.candidate.name)
+                #expect(try await browser.text(browser.element("#errors")).contains("model failed: " + Hostile.script))
             }
         }
     }

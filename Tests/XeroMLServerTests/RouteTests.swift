@@ -176,7 +176,7 @@ import XeroMLServer
             #expect(progress["itemCount"] as? Int == 6 && progress["expectedItems"] as? Int == 6)
             let item = try await api(client, "/api/items/\(f.candidateItems["i0"]!)") as! [String: Any]
             let trace = item["trace"] as! [String: Any]
-            #expect((trace["observations"] as! [Any]).count == 2, "the root span and the generation")
+            #expect((trace["observations"] as! [Any]).count == 3, "the root span, the retrieval and the generation")
             let traceID = trace["id"] as! String
             let byTrace = try await api(client, "/api/traces/\(traceID)") as! [String: Any]
             #expect((byTrace["item"] as! [String: Any])["id"] as? String == f.candidateItems["i0"])

@@ -110,6 +110,11 @@ struct WebDriver: Sendable {
         try await command("/window/rect", ["width": 1280, "height": 900])
     }
 
+    /// The text of an open dialog (`alert`), or `nil` when none is open.
+    func alertText() async throws -> String? {
+        try? await command("/alert/text", method: "GET") as? String
+    }
+
     func quit() async { _ = try? await Self.call("\(base)/session/\(session)", method: "DELETE", timeout: 10) }
 }
 
