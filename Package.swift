@@ -60,7 +60,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLJudge", "XeroMLHTTP", "XeroMLTesting"]),
+        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLJudge", "XeroMLHTTP", "XeroMLTesting", "XeroMLDashboard"]),
         // Started and killed by the crash-recovery tests; not a product.
         .executableTarget(name: "xeroml-testhelper", dependencies: ["XeroML"]),
         .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),

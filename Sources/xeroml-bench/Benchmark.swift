@@ -39,8 +39,11 @@ struct Benchmark {
             StatisticsBenchmark(simulations: option("--simulations", default: 40_000),
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
                                 seed: UInt64(option("--seed", default: 2026))).run()
+        case "dashboard":
+            let keep = arguments.firstIndex(of: "--keep").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+            try await DashboardBenchmark(items: items, rounds: max(rounds, 7), keep: keep).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, reads, http, stats\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, reads, http, stats, dashboard\n".utf8))
             exit(2)
         }
     }
@@ -401,9 +404,8 @@ struct MemoryBenchmark {
 struct CompareBenchmark {
     let items: Int
 
-    func run() async throws {
-        let dir = scratchDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
+    /// A store with two finished runs of one `items`-item dataset, two scores each.
+    static func makeStore(items: Int, in dir: URL) async throws -> (path: String, xeroml: XeroML) {
         let path = dir.appendingPathComponent("compare.sqlite").path
         let xeroml = try XeroML(path: path)
         let file = try CoreBenchmark(items: items, rounds: 1).writeDataset(in: dir)
@@ -416,6 +418,13 @@ struct CompareBenchmark {
                 run.score(name: "quality", value: Double((n * 7 + shift * 3) % 100) / 100)
             }
         }
+        return (path, xeroml)
+    }
+
+    func run() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (path, xeroml) = try await Self.makeStore(items: items, in: dir)
         print("XeroML compare benchmark: two runs of \(items) items, 2 scores each")
         let clock = ContinuousClock()
         var totals: [Double] = []

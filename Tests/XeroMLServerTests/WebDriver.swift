@@ -100,8 +100,11 @@ struct WebDriver: Sendable {
     /// Writes a PNG of the whole page to `directory/name.png`, when a directory is given.
     func screenshot(_ name: String, to directory: String?) async throws {
         guard let directory else { return }
-        let height = try await command("/execute/sync", ["script": "return document.documentElement.scrollHeight;", "args": []]) as? Int ?? 900
-        try await command("/window/rect", ["width": 1280, "height": min(max(height, 600), 4000)])
+        // The window's height is the page's plus the browser's own frame, so the PNG holds the whole page.
+        let sizes = try await command("/execute/sync", [
+            "script": "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];", "args": [],
+        ]) as? [Int] ?? [900, 0]
+        try await command("/window/rect", ["width": 1280, "height": min(max(sizes[0], 600), 4000) + sizes[1]])
         guard let encoded = try await command("/screenshot", method: "GET") as? String, let data = Data(base64Encoded: encoded) else {
             throw Failure(description: "no screenshot")
         }
