@@ -54,25 +54,25 @@ struct BrowserTests {
             try await withBrowser { browser in
                 try await browser.open(base + "/")
                 _ = try await browser.element("#runs table")
-                try await browser.screenshot("home", to: Self.screenshots)
+                try await browser.screenshot("dashboard-home", to: Self.screenshots)
 
                 // The URL the experiment printed opens its run.
                 try await browser.open(base + f.candidateURL.path)
                 #expect(try await browser.text(browser.element("h1")) == f.candidate.name)
                 #expect(try await browser.text(browser.element("#errors")).contains("model failed: 429 Too Many Requests"))
-                try await browser.screenshot("run", to: Self.screenshots)
+                try await browser.screenshot("dashboard-run", to: Self.screenshots)
 
                 // An item's trace.
                 try await browser.click(browser.element("table.items tbody a[href^='/items/']"))
                 _ = try await browser.waitForURL("an item") { $0.contains("/items/") }
                 #expect(try await browser.text(browser.element("h1")).hasPrefix("Item #"))
                 #expect(try await browser.text(browser.element(".trace-column h2")) == "Task trace")
-                try await browser.screenshot("trace", to: Self.screenshots)
+                try await browser.screenshot("dashboard-trace", to: Self.screenshots)
 
                 // Its dataset, two runs checked, Compare runs.
                 try await browser.click(browser.element("header nav a[href^='/datasets/']"))
                 _ = try await browser.waitForURL("the dataset") { $0.contains("/datasets/\(f.datasetID)") }
-                try await browser.screenshot("dataset", to: Self.screenshots)
+                try await browser.screenshot("dashboard-dataset", to: Self.screenshots)
                 let boxes = try await browser.elements("input[name='run']")
                 #expect(boxes.count == 2)
                 for box in boxes { try await browser.click(box) }
@@ -80,7 +80,7 @@ struct BrowserTests {
                 let compareURL = try await browser.waitForURL("Compare runs") { $0.contains("/compare?") }
                 #expect(compareURL.contains(f.baseline.id) && compareURL.contains(f.candidate.id), "the selection is in the URL")
                 #expect(try await browser.text(browser.element("h1")) == "Compare runs")
-                try await browser.screenshot("compare", to: Self.screenshots)
+                try await browser.screenshot("dashboard-compare", to: Self.screenshots)
 
                 // Only regressions: the item the candidate got wrong, and the one it failed.
                 try await browser.click(browser.element("select[name='filter'] option[value='regressions']"))
@@ -90,7 +90,7 @@ struct BrowserTests {
                 #expect(table.contains("capital of Italy") && table.contains("regressed") && table.contains("Milan"))
                 #expect(table.contains("capital of Spain") && table.contains("new error"))
                 for country in ["France", "Germany", "Japan", "Canada"] { #expect(!table.contains(country)) }
-                try await browser.screenshot("compare-regressions", to: Self.screenshots)
+                try await browser.screenshot("dashboard-compare-regressions", to: Self.screenshots)
             }
         }
     }
@@ -139,7 +139,7 @@ struct BrowserTests {
                 let id = try #require(runID)
                 try await browser.open(base + "/runs/\(id)")
                 let first = Int(try await browser.text(browser.element("#live-items"))) ?? -1
-                try await browser.screenshot("run-live", to: Self.screenshots)
+                try await browser.screenshot("dashboard-run-live", to: Self.screenshots)
                 // The count grows in place, and the finished run replaces the live line.
                 let end = ContinuousClock.now + .seconds(60)
                 var grew = false
