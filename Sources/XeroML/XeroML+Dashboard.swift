@@ -45,7 +45,8 @@ extension XeroML {
             if !unknown.isEmpty {
                 throw XeroMLError.newerSchema(path: path, detail: MigrationError.newerSchema(unknown: unknown).description)
             }
-            if applied.count < known.count {
+            let missing = migrator.migrations.map(\.name).filter { !applied.contains($0) && !Schema.optionalForReading.contains($0) }
+            if !missing.isEmpty {
                 throw XeroMLError(.invalidArgument, applied.isEmpty
                     ? "\(path) is an empty file, not a XeroML store yet; create one with `xeroml quickstart` or pass --db PATH"
                     : "\(path) was written by an older XeroML; run any command that writes (e.g. `xeroml runs list --db \(path)`) to upgrade it, then start the dashboard")
@@ -63,6 +64,25 @@ extension XeroML {
     @_spi(Dashboard)
     public func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try await store.read(body)
+    }
+
+    /// The columns ``displayedStatus(stored:createdAt:ownerHost:ownerPID:ownerProcessStart:heartbeatMicroseconds:)``
+    /// reads, of `experiment_runs` aliased `r`.
+    @_spi(Dashboard)
+    public static let runOwnerColumns = "r.owner_host, r.owner_pid, r.owner_process_start, r.heartbeat_us"
+
+    /// A run's status as ``runs(datasetName:)`` shows it: a run stored as `running` whose owner is gone
+    /// reads as `interrupted`. Any other stored text is returned as it is.
+    @_spi(Dashboard)
+    public static func displayedStatus(stored: String, createdAt: Date, ownerHost: String?, ownerPID: Int64?,
+                                       ownerProcessStart: Int64?, heartbeatMicroseconds: Int64?) -> String {
+        guard stored == RunStatus.running.rawValue else { return stored }
+        if let ownerHost {
+            let owner = RunOwner(host: ownerHost, processID: Int(ownerPID ?? 0),
+                                 heartbeatAt: heartbeatMicroseconds.map { date(microseconds: $0) }, processStart: ownerProcessStart)
+            return owner.isGone() ? RunStatus.interrupted.rawValue : stored
+        }
+        return Date().timeIntervalSince(createdAt) > Double(RunOwner.staleAfter.components.seconds) ? RunStatus.interrupted.rawValue : stored
     }
 
     /// Parses text as stored in the file's JSON columns; text that is not JSON becomes a string.

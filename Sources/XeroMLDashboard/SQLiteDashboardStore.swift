@@ -19,6 +19,7 @@ public final class SQLiteDashboardStore: DashboardStore {
     private let details = Mutex(Cache<RunDetail>(capacity: 16))
     private let means = Mutex(Cache<[ScoreMean]>(capacity: 4096))
     private let comparisons = Mutex(Cache<RunComparison>(capacity: 2))
+    private let orders = Mutex(Cache<[MatchedItem]>(capacity: 8))
 
     /// Reads through `xeroml`'s read-only connections.
     public init(xeroml: XeroML, homeRunLimit: Int = 50) {
@@ -57,15 +58,21 @@ public final class SQLiteDashboardStore: DashboardStore {
             SELECT r.id, r.name, r.dataset_id, d.name, r.dataset_version, r.description, r.metadata, r.status,
                 r.created_us, r.finished_us,
                 (SELECT count(*) FROM run_items i WHERE i.run_id = r.id),
-                (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL)
+                (SELECT count(*) FROM run_items i WHERE i.run_id = r.id AND i.error IS NOT NULL),
+                \(XeroML.runOwnerColumns)
             FROM experiment_runs r LEFT JOIN datasets d ON d.id = r.dataset_id
             WHERE \(condition) ORDER BY r.id DESC LIMIT ?
             """, values + [.integer(limit)]) { s in
-            RunListing(id: s.text(0)!, name: s.text(1)!, datasetID: s.text(2), datasetName: s.text(3),
-                       datasetVersion: s.optionalInt64(4).map { Int($0) }, description: s.text(5),
-                       metadata: XeroML.parseStoredJSON(s.text(6)), status: s.text(7) ?? "unknown",
-                       createdAt: date(s.int64(8)), finishedAt: s.optionalInt64(9).map(date),
-                       itemCount: s.int(10), errorCount: s.int(11), scores: [])
+            let createdAt = date(s.int64(8))
+            return RunListing(
+                id: s.text(0)!, name: s.text(1)!, datasetID: s.text(2), datasetName: s.text(3),
+                datasetVersion: s.optionalInt64(4).map { Int($0) }, description: s.text(5),
+                metadata: XeroML.parseStoredJSON(s.text(6)),
+                status: XeroML.displayedStatus(stored: s.text(7) ?? "unknown", createdAt: createdAt, ownerHost: s.text(12),
+                                               ownerPID: s.optionalInt64(13), ownerProcessStart: s.optionalInt64(14),
+                                               heartbeatMicroseconds: s.optionalInt64(15)),
+                createdAt: createdAt, finishedAt: s.optionalInt64(9).map(date),
+                itemCount: s.int(10), errorCount: s.int(11), scores: [])
         }
     }
 
@@ -98,11 +105,16 @@ public final class SQLiteDashboardStore: DashboardStore {
 
     static func scoreMeans(_ db: Connection, runID: String) throws -> [ScoreMean] {
         try db.query("""
-            SELECT name, count(value), total(value), total(value * value) FROM scores
+            SELECT name, count(value), total(value), total(value * value), sum(data_type = 'boolean') = count(value) FROM scores
             WHERE run_id = ? AND run_item_id IS NOT NULL AND data_type IN ('numeric', 'boolean')
             GROUP BY name ORDER BY min(rowid)
             """, [.text(runID)]) { s in
-            ScoreMean(name: s.text(0)!, count: s.int(1), sum: s.double(2), sumOfSquares: s.double(3))
+            var mean = ScoreMean(name: s.text(0)!, count: s.int(1), sum: s.double(2), sumOfSquares: s.double(3))
+            if s.int(4) == 1 {
+                // A pass rate's interval stays within [0, 1].
+                (mean.low, mean.high) = (mean.low.map { max(0, $0) }, mean.high.map { min(1, $0) })
+            }
+            return mean
         }
     }
 
@@ -154,9 +166,11 @@ public final class SQLiteDashboardStore: DashboardStore {
             guard let run = try Self.runRows(db, where: "r.id = ?", [.text(id)]).first else { return nil }
             return try Self.detail(db, run: run)
         }
-        guard var detail else { return nil }
-        detail.run = try await withMeans([detail.run])[0]
-        if let key = Self.key(detail.run) { details.withLock { $0[key] = detail } }
+        guard let detail else { return nil }
+        if let key = Self.key(detail.run) {
+            details.withLock { $0[key] = detail }
+            means.withLock { $0[key] = detail.run.scores }
+        }
         return detail
     }
 
@@ -187,11 +201,8 @@ public final class SQLiteDashboardStore: DashboardStore {
         // One pass over the covering score index: values arrive sorted by name, then value.
         var summaries: [ScoreSummaryView] = []
         var histograms: [Histogram] = []
-        var order: [String: Int] = [:]
-        let firstSeen = try db.query("""
-            SELECT name FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL GROUP BY name ORDER BY min(rowid)
-            """, runValue) { $0.text(0)! }
-        for (i, name) in firstSeen.enumerated() { order[name] = i }
+        // Scores are listed in the order they were first recorded (their smallest rowid).
+        var order: [String: Int64] = [:]
         var current: (name: String, values: [Double], booleans: Int, numerics: Int, unscored: Int, others: Int)?
         func close() {
             guard let c = current else { return }
@@ -202,7 +213,7 @@ public final class SQLiteDashboardStore: DashboardStore {
             }
         }
         let scores = try db.prepare("""
-            SELECT name, data_type, value FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL ORDER BY name, value
+            SELECT name, data_type, value, rowid FROM scores WHERE run_id = ? AND run_item_id IS NOT NULL ORDER BY name, value
             """)
         try scores.bind(runValue)
         while try scores.step() {
@@ -211,6 +222,8 @@ public final class SQLiteDashboardStore: DashboardStore {
                 close()
                 current = (name, [], 0, 0, 0, 0)
             }
+            let rowid = scores.int64(3)
+            if rowid < order[current!.name, default: .max] { order[current!.name] = rowid }
             switch scores.text(1) {
             case "numeric": current!.numerics += 1; current!.values.append(scores.double(2))
             case "boolean": current!.booleans += 1; current!.values.append(scores.double(2))
@@ -253,6 +266,11 @@ public final class SQLiteDashboardStore: DashboardStore {
             UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
                         generations: s.int(4), pricedGenerations: s.int(5))
         } ?? UsageTotals()
+        var run = run
+        run.scores = summaries.compactMap { s in
+            guard let mean = s.mean else { return nil }
+            return ScoreMean(name: s.name, count: s.count, mean: mean, low: s.low, high: s.high)
+        }
         return RunDetail(
             run: run, scores: summaries, histograms: histograms,
             latency: histogram(name: "latency (ms)", sortedValues: latencies, boolean: false),
@@ -337,51 +355,69 @@ public final class SQLiteDashboardStore: DashboardStore {
             guard try db.queryFirst("SELECT 1 FROM experiment_runs WHERE id = ?", [.text(runID)], { _ in true }) != nil else {
                 return nil
             }
-            var conditions: [String] = []
-            var values: [SQLValue] = []
+            // Conditions on the run item `r`, each with its values.
+            var conditions: [(sql: String, values: [SQLValue])] = []
             switch query.filter {
             case .all: break
-            case .errors: conditions.append("r.error IS NOT NULL")
+            case .errors: conditions.append(("r.error IS NOT NULL", []))
             case .unscored:
-                conditions.append("EXISTS (SELECT 1 FROM scores u WHERE u.run_item_id = r.id AND u.data_type = 'unscored')")
-            }
-            if let f = query.scoreFilter {
-                conditions.append("EXISTS (SELECT 1 FROM scores f WHERE f.run_item_id = r.id AND f.name = ? AND f.value \(f.below ? "<" : ">") ?)")
-                values += [.text(f.name), .real(f.value)]
+                conditions.append(("EXISTS (SELECT 1 FROM scores u WHERE u.run_item_id = r.id AND u.data_type = 'unscored')", []))
             }
             if let search = query.search, !search.isEmpty {
-                conditions.append("""
+                conditions.append(("""
                     instr(lower(coalesce(r.input, d.input, '') || ' ' || coalesce(r.expected_output, d.expected_output, '')
                         || ' ' || coalesce(r.output, '') || ' ' || coalesce(r.error, '')), lower(?)) > 0
-                    """)
-                values.append(.text(search))
+                    """, [.text(search)]))
             }
+            let filter = query.scoreFilter
+            let comparison = filter.map { $0.below ? "<" : ">" } ?? "<"
             let direction = query.descending ? "DESC" : "ASC"
+            let fromScores = """
+                SELECT \(Self.itemColumns) FROM scores s JOIN run_items r ON r.id = s.run_item_id
+                LEFT JOIN dataset_items d ON d.id = r.dataset_item_id
+                WHERE s.run_id = ? AND s.name = ? AND s.run_item_id IS NOT NULL AND s.value IS NOT NULL
+                """
             var sql: String
-            var leading: [SQLValue] = []
-            switch query.sort {
-            case .score(let name):
+            var values: [SQLValue]
+            var order: String
+            switch (query.sort, filter) {
+            case (.score(let name), let filter?) where filter.name == name:
+                // Sorted and filtered on one score: a range of the covering score index, in value order.
+                sql = fromScores + " AND s.value \(comparison) ?"
+                values = [.text(runID), .text(name), .real(filter.value)]
+                order = "s.value \(direction), s.run_item_id \(direction)"
+            case (.score(let name), _):
                 // Driven by the covering score index, already in value order.
-                sql = """
-                    SELECT \(Self.itemColumns) FROM scores s JOIN run_items r ON r.id = s.run_item_id
-                    LEFT JOIN dataset_items d ON d.id = r.dataset_item_id
-                    WHERE s.run_id = ? AND s.name = ? AND s.run_item_id IS NOT NULL AND s.value IS NOT NULL
-                    """
-                leading = [.text(runID), .text(name)]
-                for c in conditions { sql += " AND " + c }
-                sql += " ORDER BY s.value \(direction), s.run_item_id \(direction)"
-            case .started, .latency, .cost:
-                sql = "SELECT \(Self.itemColumns) FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id WHERE r.run_id = ?"
-                leading = [.text(runID)]
-                for c in conditions { sql += " AND " + c }
-                switch query.sort {
-                case .latency: sql += " ORDER BY r.latency_ms \(direction), r.id"
-                case .cost: sql += " ORDER BY r.cost IS NULL, r.cost \(direction), r.id"
-                default: sql += " ORDER BY r.id \(direction)"
+                sql = fromScores
+                values = [.text(runID), .text(name)]
+                if let filter {
+                    conditions.append(("EXISTS (SELECT 1 FROM scores f WHERE f.run_item_id = r.id AND f.name = ? AND f.value \(comparison) ?)",
+                                       [.text(filter.name), .real(filter.value)]))
                 }
+                order = "s.value \(direction), s.run_item_id \(direction)"
+            case (_, let filter?):
+                // Driven by the filter's range of the covering score index: only matching items are read.
+                sql = fromScores + " AND s.value \(comparison) ?"
+                values = [.text(runID), .text(filter.name), .real(filter.value)]
+                order = ""
+            case (_, nil):
+                sql = "SELECT \(Self.itemColumns) FROM run_items r LEFT JOIN dataset_items d ON d.id = r.dataset_item_id WHERE r.run_id = ?"
+                values = [.text(runID)]
+                order = ""
             }
+            for condition in conditions {
+                sql += " AND " + condition.sql
+                values += condition.values
+            }
+            switch query.sort {
+            case .score: break
+            case .latency: order = "r.latency_ms \(direction), r.id"
+            case .cost: order = "r.cost IS NULL, r.cost \(direction), r.id"
+            case .started: order = "r.id \(direction)"
+            }
+            sql += " ORDER BY " + order
             sql += " LIMIT ? OFFSET ?"
-            var items = try db.query(sql, leading + values + [.integer(query.pageSize + 1), .integer((query.page - 1) * query.pageSize)],
+            var items = try db.query(sql, values + [.integer(query.pageSize + 1), .integer((query.page - 1) * query.pageSize)],
                                      Self.readItem)
             let hasNext = items.count > query.pageSize
             if hasNext { items.removeLast() }
@@ -484,7 +520,8 @@ public final class SQLiteDashboardStore: DashboardStore {
         // The baseline: as asked, else the oldest run (ids are time-ordered).
         let baselineID = baseline ?? ids.min()!
         let candidates = ids.filter { $0 != baselineID }.sorted()
-        let byID = Dictionary(uniqueKeysWithValues: try await withMeans(listed).map { ($0.id, $0) })
+        // The page shows the comparison's means, not the listings'.
+        let byID = Dictionary(uniqueKeysWithValues: listed.map { ($0.id, $0) })
         let runs = [byID[baselineID]!] + candidates.map { byID[$0]! }
         let keys = runs.map(Self.key)
         let cacheKey = keys.allSatisfy({ $0 != nil }) ? keys.map { $0! }.joined(separator: ",") : nil
@@ -495,10 +532,67 @@ public final class SQLiteDashboardStore: DashboardStore {
             comparison = try await xeroml.compare(baseline: baselineID, candidates: candidates)
             if let cacheKey { comparisons.withLock { $0[cacheKey] = comparison } }
         }
-        return try await page(of: comparison, runs: runs, query: query)
+        return try await page(of: comparison, cacheKey: cacheKey, runs: runs, query: query)
     }
 
-    func page(of comparison: RunComparison, runs: [RunListing], query: CompareQuery) async throws -> ComparisonPage {
+    /// A compared item that passed the filter: its index in the comparison and its label.
+    struct MatchedItem: Sendable {
+        var index: Int
+        var label: String
+    }
+
+    /// Filters and orders the compared items, in one pass without per-item allocations.
+    static func match(_ comparison: RunComparison, query: CompareQuery) -> [MatchedItem] {
+        let names = comparison.scores.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        var matched: [(item: MatchedItem, change: Double)] = []
+        for (index, item) in comparison.items.enumerated() {
+            var regressed = false, improved = false, newError = false, fixed = false, noise = false, missing = false
+            for changes in item.changes {
+                for change in changes.values {
+                    switch change {
+                    case .regressed: regressed = true
+                    case .improved: improved = true
+                    case .newError: newError = true
+                    case .fixedError: fixed = true
+                    case .withinNoise: noise = true
+                    case .missing: missing = true
+                    case .unchanged: break
+                    }
+                }
+            }
+            let keep: Bool
+            switch query.filter {
+            case .all: keep = true
+            case .regressions: keep = regressed || newError
+            case .improvements: keep = improved || fixed
+            case .changed: keep = regressed || improved || newError || fixed
+            case .errors: keep = item.outcomes.contains { ($0?.errors ?? 0) > 0 }
+            }
+            guard keep else { continue }
+            let label = newError ? "new error" : regressed ? "regressed" : fixed ? "fixed error" : improved ? "improved"
+                : noise ? "within noise" : missing ? "missing" : "unchanged"
+            var change = 0.0
+            if query.sort == .change, let base = item.outcomes[0] {
+                for candidate in item.outcomes.dropFirst() {
+                    guard let candidate else { continue }
+                    if (base.errors == 0) != (candidate.errors == 0) { change = .infinity; break }
+                    for name in names {
+                        if let c = candidate.score(name), let b = base.score(name) { change = max(change, abs(c.mean - b.mean)) }
+                    }
+                }
+            }
+            matched.append((MatchedItem(index: index, label: label), change))
+        }
+        if query.sort == .change {
+            // Stable: equal changes keep dataset order.
+            return matched.enumerated().sorted { a, b in
+                a.element.change != b.element.change ? a.element.change > b.element.change : a.offset < b.offset
+            }.map(\.element.item)
+        }
+        return matched.map(\.item)
+    }
+
+    func page(of comparison: RunComparison, cacheKey: String?, runs: [RunListing], query: CompareQuery) async throws -> ComparisonPage {
         let scores = comparison.scores.map { s in
             ScoreComparisonView(
                 name: s.name, run: s.candidate + 1, isBoolean: s.isBoolean, lowerIsBetter: s.lowerIsBetter,
@@ -508,42 +602,17 @@ public final class SQLiteDashboardStore: DashboardStore {
                 verdict: s.significantRegression ? "significant regression"
                     : s.significantImprovement ? "significant improvement" : "within noise")
         }
-        var matching: [(item: ComparedItem, label: String, change: Double)] = []
-        for item in comparison.items {
-            let changes = item.changes.flatMap(\.values)
-            let hasError = item.outcomes.contains { ($0?.errors ?? 0) > 0 }
-            let label = changes.contains(.newError) ? "new error"
-                : changes.contains(.regressed) ? "regressed"
-                : changes.contains(.fixedError) ? "fixed error"
-                : changes.contains(.improved) ? "improved"
-                : changes.contains(.withinNoise) ? "within noise"
-                : changes.contains(.missing) ? "missing" : "unchanged"
-            let keep: Bool
-            switch query.filter {
-            case .all: keep = true
-            case .regressions: keep = changes.contains(.regressed) || changes.contains(.newError)
-            case .improvements: keep = changes.contains(.improved) || changes.contains(.fixedError)
-            case .changed: keep = changes.contains { [.regressed, .improved, .newError, .fixedError].contains($0) }
-            case .errors: keep = hasError
-            }
-            guard keep else { continue }
-            var change = 0.0
-            if query.sort == .change, let base = item.outcomes[0] {
-                for candidate in item.outcomes.dropFirst() {
-                    guard let candidate else { continue }
-                    if (base.errors == 0) != (candidate.errors == 0) { change = max(change, .infinity) }
-                    for (name, value) in candidate.scores {
-                        if let b = base.score(name) { change = max(change, abs(value.mean - b.mean)) }
-                    }
-                }
-            }
-            matching.append((item, label, change))
+        // The items that pass the filter, in the asked order: computed once per comparison, filter and
+        // sort while the comparison is cached, so paging through them costs only the page.
+        let orderKey = cacheKey.map { "\($0)|\(query.filter.rawValue)|\(query.sort.rawValue)" }
+        let ordered: [MatchedItem]
+        if let orderKey, let cached = orders.withLock({ $0[orderKey] }) {
+            ordered = cached
+        } else {
+            ordered = Self.match(comparison, query: query)
+            if let orderKey { orders.withLock { $0[orderKey] = ordered } }
         }
-        if query.sort == .change {
-            matching = matching.enumerated().sorted { a, b in
-                a.element.change != b.element.change ? a.element.change > b.element.change : a.offset < b.offset
-            }.map(\.element)
-        }
+        let matching = ordered.map { (item: comparison.items[$0.index], label: $0.label) }
         let start = min(matching.count, (query.page - 1) * query.pageSize)
         let slice = Array(matching[start..<min(matching.count, start + query.pageSize)])
         let datasetIDs = slice.map(\.item.datasetItemID)

@@ -104,6 +104,11 @@ import XeroMLServer
             #expect(try await ids("sort=score:quality&order=asc").map { byKey[$0] }.first == "i2")
             #expect(try await ids("sort=latency&order=desc").count == 6)
             #expect(try await ids("q=question+4").map { byKey[$0] } == ["i4"])
+            // A filter and a sort on one score, on two scores, and with another sort.
+            #expect(Set(try await ids("score=quality&op=above&value=0.5&sort=score:quality&order=desc").map { byKey[$0] }) == ["i0", "i1", "i4", "i5"])
+            #expect(try await ids("score=quality&op=below&value=0.5&sort=score:correct").map { byKey[$0] } == ["i2"])
+            #expect(try await ids("score=quality&op=above&value=0.5&sort=latency&filter=all&q=question+5").map { byKey[$0] } == ["i5"])
+            #expect(try await ids("score=quality&op=above&value=0.5&filter=errors").isEmpty)
             // Pages of two: three pages, the last without a next page.
             let first = try await api(client, "/api/runs/\(f.candidate.id)/items?limit=2") as! [String: Any]
             #expect(first["hasNextPage"] as? Bool == true)
