@@ -100,8 +100,10 @@ public final class SQLiteDashboardStore: DashboardStore {
     /// The cache key of a finished run; `nil` for a run that may still change.
     static func key(_ run: RunListing) -> String? {
         guard run.status == "finished", let finished = run.finishedAt else { return nil }
-        return "\(run.id)@\(finished.timeIntervalSince1970)"
+        return key(id: run.id, finished: finished)
     }
+
+    static func key(id: String, finished: Date) -> String { "\(id)@\(finished.timeIntervalSince1970)" }
 
     static func scoreMeans(_ db: Connection, runID: String) throws -> [ScoreMean] {
         try db.query("""
@@ -157,16 +159,23 @@ public final class SQLiteDashboardStore: DashboardStore {
     // MARK: Run
 
     public func run(id: String) async throws -> RunDetail? {
-        guard let run = try await xeroml.read({ db in try Self.runRows(db, where: "r.id = ?", [.text(id)]).first }) else {
-            return nil
+        // The cache key needs only the run's row, not its counts.
+        let key = try await xeroml.read { db in
+            try db.queryFirst("SELECT status, finished_us FROM experiment_runs WHERE id = ?", [.text(id)]) { s in
+                s.text(0) == "finished" ? s.optionalInt64(1).map { Self.key(id: id, finished: date($0)) } : nil
+            }
         }
-        if let key = Self.key(run), let cached = details.withLock({ $0[key] }) { return cached }
-        let detail = try await xeroml.read { db -> RunDetail? in
-            // Read again inside this snapshot, so the counts and the statistics agree.
+        guard let key else { return nil }
+        if let key, let cached = details.withLock({ $0[key] }) { return cached }
+        // The two scans run at once, each on a read connection of its own. (For a run still running
+        // they are two snapshots a moment apart; a finished run is the same in both.)
+        async let items = xeroml.read { db -> ItemFigures? in
             guard let run = try Self.runRows(db, where: "r.id = ?", [.text(id)]).first else { return nil }
-            return try Self.detail(db, run: run)
+            return try Self.itemFigures(db, run: run)
         }
-        guard let detail else { return nil }
+        async let scores = xeroml.read { db in try Self.scoreFigures(db, runID: id) }
+        guard let itemFigures = try await items else { return nil }
+        let detail = Self.detail(itemFigures, try await scores)
         if let key = Self.key(detail.run) {
             details.withLock { $0[key] = detail }
             means.withLock { $0[key] = detail.run.scores }
@@ -176,7 +185,23 @@ public final class SQLiteDashboardStore: DashboardStore {
 
     static let histogramBins = 20
 
-    static func detail(_ db: Connection, run: RunListing) throws -> RunDetail {
+    /// What one pass over a run's items gives: latencies, the tasks' usage, error groups, evaluators' usage.
+    struct ItemFigures: Sendable {
+        var run: RunListing
+        var latencies: [Double]
+        var usage: UsageTotals
+        var errors: [ErrorGroup]
+        var evaluatorUsage: UsageTotals
+    }
+
+    /// What one pass over a run's score index gives: summaries, histograms; and the run-level scores.
+    struct ScoreFigures: Sendable {
+        var summaries: [ScoreSummaryView]
+        var histograms: [Histogram]
+        var runScores: [ScoreView]
+    }
+
+    static func itemFigures(_ db: Connection, run: RunListing) throws -> ItemFigures {
         let runValue: [SQLValue] = [.text(run.id)]
         // One pass over the run's items: latencies and the tasks' usage.
         var latencies: [Double] = []
@@ -198,6 +223,24 @@ public final class SQLiteDashboardStore: DashboardStore {
         }
         latencies.sort()
 
+        let errors = try db.query("""
+            SELECT error, count(*), min(id) FROM run_items WHERE run_id = ? AND error IS NOT NULL
+            GROUP BY error ORDER BY count(*) DESC, min(id) LIMIT 50
+            """, runValue) { ErrorGroup(message: $0.text(0) ?? "", count: $0.int(1), exampleItemID: $0.text(2)!) }
+        let evaluatorUsage = try db.queryFirst("""
+            SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
+                coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id), count(o.cost)
+            FROM traces t JOIN observations o ON o.trace_id = t.id
+            WHERE t.run_id = ? AND t.kind = 'evaluation' AND o.kind = 'generation'
+            """, runValue) { s in
+            UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
+                        generations: s.int(4), pricedGenerations: s.int(5))
+        } ?? UsageTotals()
+        return ItemFigures(run: run, latencies: latencies, usage: usage, errors: errors, evaluatorUsage: evaluatorUsage)
+    }
+
+    static func scoreFigures(_ db: Connection, runID: String) throws -> ScoreFigures {
+        let runValue: [SQLValue] = [.text(runID)]
         // One pass over the covering score index: values arrive sorted by name, then value.
         var summaries: [ScoreSummaryView] = []
         var histograms: [Histogram] = []
@@ -253,30 +296,22 @@ public final class SQLiteDashboardStore: DashboardStore {
             SELECT name, data_type, value, string_value, comment, source, evaluator, observation_id
             FROM scores WHERE run_id = ? AND run_item_id IS NULL AND trace_id IS NULL ORDER BY id
             """, runValue, readScoreView)
-        let errors = try db.query("""
-            SELECT error, count(*), min(id) FROM run_items WHERE run_id = ? AND error IS NOT NULL
-            GROUP BY error ORDER BY count(*) DESC, min(id) LIMIT 50
-            """, runValue) { ErrorGroup(message: $0.text(0) ?? "", count: $0.int(1), exampleItemID: $0.text(2)!) }
-        let evaluatorUsage = try db.queryFirst("""
-            SELECT coalesce(sum(o.prompt_tokens), 0), coalesce(sum(o.completion_tokens), 0),
-                coalesce(sum(o.total_tokens), 0), coalesce(sum(o.cost), 0), count(o.id), count(o.cost)
-            FROM traces t JOIN observations o ON o.trace_id = t.id
-            WHERE t.run_id = ? AND t.kind = 'evaluation' AND o.kind = 'generation'
-            """, runValue) { s in
-            UsageTotals(promptTokens: s.int(0), completionTokens: s.int(1), totalTokens: s.int(2), cost: s.double(3),
-                        generations: s.int(4), pricedGenerations: s.int(5))
-        } ?? UsageTotals()
-        var run = run
-        run.scores = summaries.compactMap { s in
+        return ScoreFigures(summaries: summaries, histograms: histograms, runScores: runScores)
+    }
+
+    static func detail(_ items: ItemFigures, _ scores: ScoreFigures) -> RunDetail {
+        var run = items.run
+        run.scores = scores.summaries.compactMap { s in
             guard let mean = s.mean else { return nil }
             return ScoreMean(name: s.name, count: s.count, mean: mean, low: s.low, high: s.high)
         }
+        let latencies = items.latencies
         return RunDetail(
-            run: run, scores: summaries, histograms: histograms,
+            run: run, scores: scores.summaries, histograms: scores.histograms,
             latency: histogram(name: "latency (ms)", sortedValues: latencies, boolean: false),
             latencyP50Ms: Statistics.percentile(latencies, 0.5), latencyP95Ms: Statistics.percentile(latencies, 0.95),
-            latencyP99Ms: Statistics.percentile(latencies, 0.99), usage: UsageView(usage),
-            evaluatorUsage: UsageView(evaluatorUsage), runScores: runScores, errors: errors)
+            latencyP99Ms: Statistics.percentile(latencies, 0.99), usage: UsageView(items.usage),
+            evaluatorUsage: UsageView(items.evaluatorUsage), runScores: scores.runScores, errors: items.errors)
     }
 
     static func summary(name: String, sortedValues v: [Double], booleans: Int, numerics: Int, unscored: Int, others: Int) -> ScoreSummaryView {
@@ -385,7 +420,7 @@ public final class SQLiteDashboardStore: DashboardStore {
                 // Sorted and filtered on one score: a range of the covering score index, in value order.
                 sql = fromScores + " AND s.value \(comparison) ?"
                 values = [.text(runID), .text(name), .real(filter.value)]
-                order = "s.value \(direction), s.run_item_id \(direction)"
+                order = "s.value \(direction), s.data_type \(direction), s.run_item_id \(direction)"
             case (.score(let name), _):
                 // Driven by the covering score index, already in value order.
                 sql = fromScores
@@ -394,7 +429,7 @@ public final class SQLiteDashboardStore: DashboardStore {
                     conditions.append(("EXISTS (SELECT 1 FROM scores f WHERE f.run_item_id = r.id AND f.name = ? AND f.value \(comparison) ?)",
                                        [.text(filter.name), .real(filter.value)]))
                 }
-                order = "s.value \(direction), s.run_item_id \(direction)"
+                order = "s.value \(direction), s.data_type \(direction), s.run_item_id \(direction)"
             case (_, let filter?):
                 // Driven by the filter's range of the covering score index: only matching items are read.
                 sql = fromScores + " AND s.value \(comparison) ?"
