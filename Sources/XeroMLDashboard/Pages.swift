@@ -458,9 +458,19 @@ public enum Pages {
                                                text: "\(name) \(shown)" + (value.standardDeviation.map { " ± " + formatValue($0) } ?? "")))
                 }
                 let base = item.cells[0]
-                let latency = formatMilliseconds(cell.latencyMs) + (index > 0 && base != nil ? " (" + formatSigned((cell.latencyMs - base!.latencyMs).rounded()) + " ms)" : "")
+                var latency = formatMilliseconds(cell.latencyMs)
+                if index > 0, let base {
+                    let change = cell.latencyMs - base.latencyMs
+                    latency += " (" + (change < 0 ? "−" : "+") + formatMilliseconds(abs(change)) + ")"
+                }
                 scoreParts.append(.span("figure", latency))
-                if cell.cost != nil { scoreParts.append(.span("figure", formatCost(cell.cost))) }
+                if let cost = cell.cost {
+                    var text = formatCost(cost)
+                    if index > 0, let baseCost = base?.cost, baseCost != cost {
+                        text += " (" + (cost < baseCost ? "−" : "+") + formatCost(abs(cost - baseCost)) + ")"
+                    }
+                    scoreParts.append(.span("figure", text))
+                }
                 parts.append(.div("chips", scoreParts))
                 if let id = cell.runItemID { parts.append(.a(Link(["items", id]), "trace", cls: "small")) }
                 cells.append(.group(parts))

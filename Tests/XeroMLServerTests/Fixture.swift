@@ -99,7 +99,7 @@ struct Fixture {
                         span.setCost(0.001)
                         span.setOutput(.string(hostile ? Hostile.all : answer))
                     }
-                    if candidate && key == "i3" { throw FixtureError(message: "model failed: " + (hostile ? Hostile.all : "429 Too Many Requests")) }
+                    if candidate && key == "i3" { throw ModelError(message: "model failed: " + (hostile ? Hostile.all : "429 Too Many Requests")) }
                     run.setOutput(.string(answer))
                     run.score(name: "correct", value: right, comment: hostile ? "judged " + Hostile.all : (right ? "matches" : "expected \(expected)"))
                     run.score(name: "quality", value: right ? 0.9 : 0.1, comment: hostile ? Hostile.textarea : nil)
@@ -127,7 +127,7 @@ struct Fixture {
     func application() -> some ApplicationProtocol { server.application(host: "127.0.0.1", port: 0) }
 }
 
-struct FixtureError: Error, CustomStringConvertible {
+struct ModelError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
 }
