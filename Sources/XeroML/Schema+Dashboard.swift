@@ -5,8 +5,4 @@ extension Schema {
     static let dashboardIndexes = """
         CREATE INDEX scores_of_runs ON scores(run_id) WHERE run_item_id IS NULL AND run_id IS NOT NULL;
         """
-
-    /// Migrations the dashboard can read without: only indexes, which its queries use when present.
-    /// A file that lacks any other known migration must be upgraded by a writing command first.
-    static let optionalForReading: Set<String> = ["0004-dashboard-indexes"]
 }

@@ -1,63 +1,11 @@
 public import Foundation
 public import XeroMLSQLite
 
-// What a dashboard over this store needs from the core: a check of a file before serving it, read
-// access for its own queries (through the client's read-only connections), and the dashboard's
-// address checked as an http(s) URL.
+// What a dashboard over this store needs from the core: read access for its own queries (through the
+// client's read-only connections), runs' statuses as the core shows them, and the dashboard's address
+// checked as an http(s) URL.
 
 extension XeroML {
-    /// Checks that `path` is an existing XeroML store this build can read, without creating, changing
-    /// or migrating anything: the checks run on a read-only connection that is closed before returning.
-    ///
-    /// - Throws: ``XeroMLError`` with ``XeroMLError/Code/notFound`` when there is no file,
-    ///   ``XeroMLError/Code/notAXeroMLFile`` when it is not SQLite or not a XeroML store,
-    ///   ``XeroMLError/Code/newerSchema`` when a newer XeroML wrote it, and
-    ///   ``XeroMLError/Code/invalidArgument`` when it needs a schema upgrade first (any command that
-    ///   writes, such as `xeroml runs list`, upgrades it).
-    public static func checkStoreForReading(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw XeroMLError(.notFound, "no XeroML store at \(path); create one with `xeroml quickstart` or pass --db PATH")
-        }
-        guard !isDirectory.boolValue else {
-            throw XeroMLError(.invalidArgument, "\(path) is a directory, not a XeroML store")
-        }
-        let notSQLite = XeroMLError(.notAXeroMLFile, "\(path) is not a XeroML store (not an SQLite file); choose another path")
-        let connection: Connection
-        do {
-            connection = try Connection(path: path, mode: .readOnly, busyTimeoutMilliseconds: 5_000)
-        } catch where error.code == .notADatabase {
-            throw notSQLite
-        } catch {
-            throw XeroMLError.storage(error, path: path)
-        }
-        defer { connection.close() }
-        do {
-            let appID = try connection.queryFirst("PRAGMA application_id") { $0.int64(0) } ?? 0
-            let tables = try connection.queryFirst("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { $0.int(0) } ?? 0
-            if appID != Int64(Schema.applicationID) && (appID != 0 || tables > 0) {
-                throw XeroMLError.notAXeroMLFile(path: path)
-            }
-            let migrator = Schema.migrator
-            let applied = try migrator.appliedMigrations(connection)
-            let known = Set(migrator.migrations.map(\.name))
-            let unknown = applied.filter { !known.contains($0) }
-            if !unknown.isEmpty {
-                throw XeroMLError.newerSchema(path: path, detail: MigrationError.newerSchema(unknown: unknown).description)
-            }
-            let missing = migrator.migrations.map(\.name).filter { !applied.contains($0) && !Schema.optionalForReading.contains($0) }
-            if !missing.isEmpty {
-                throw XeroMLError(.invalidArgument, applied.isEmpty
-                    ? "\(path) is an empty file, not a XeroML store yet; create one with `xeroml quickstart` or pass --db PATH"
-                    : "\(path) was written by an older XeroML; run any command that writes (e.g. `xeroml runs list --db \(path)`) to upgrade it, then start the dashboard")
-            }
-        } catch let error as SQLiteError where error.code == .notADatabase {
-            throw notSQLite
-        } catch let error as SQLiteError {
-            throw XeroMLError.storage(error, path: path)
-        }
-    }
-
     /// Runs `body` on one of the client's read-only connections, inside one read transaction (one
     /// consistent snapshot); cancelling the calling task interrupts the query. For the dashboard's own
     /// queries: nothing run here can change the file or hold a lock that writers wait for.

@@ -86,18 +86,20 @@ public struct ScoreMean: Sendable, Hashable, Codable {
         (self.name, self.count, self.mean, self.low, self.high) = (name, count, mean, low, high)
     }
 
-    /// From a count, a sum and a sum of squares, as summed by the store.
-    public init(name: String, count: Int, sum: Double, sumOfSquares: Double) {
+    /// From a count, a sum and a sum of squares, as summed by the store: Student's t interval for
+    /// numbers, Wilson's for pass rates (the intervals of the run summaries; docs/statistics.md).
+    public init(name: String, count: Int, sum: Double, sumOfSquares: Double, boolean: Bool) {
         self.name = name
         self.count = count
         mean = count > 0 ? sum / Double(count) : 0
-        if count >= 2 {
-            let variance = Statistics.sampleVariance(count: count, sum: sum, sumOfSquares: sumOfSquares)
-            let half = 1.959964 * (variance / Double(count)).squareRoot()
-            (low, high) = (mean - half, mean + half)
+        let interval: ConfidenceInterval?
+        if boolean {
+            interval = Statistics.wilsonInterval(successes: Int(sum.rounded()), count: count)
         } else {
-            (low, high) = (nil, nil)
+            let variance = count > 1 ? Swift.max(0, (sumOfSquares - sum * sum / Double(count)) / Double(count - 1)) : 0
+            interval = Statistics.studentTInterval(mean: mean, variance: variance, count: count)
         }
+        (low, high) = (interval?.lower, interval?.upper)
     }
 }
 

@@ -111,12 +111,7 @@ public final class SQLiteDashboardStore: DashboardStore {
             WHERE run_id = ? AND run_item_id IS NOT NULL AND data_type IN ('numeric', 'boolean')
             GROUP BY name ORDER BY min(rowid)
             """, [.text(runID)]) { s in
-            var mean = ScoreMean(name: s.text(0)!, count: s.int(1), sum: s.double(2), sumOfSquares: s.double(3))
-            if s.int(4) == 1 {
-                // A pass rate's interval stays within [0, 1].
-                (mean.low, mean.high) = (mean.low.map { max(0, $0) }, mean.high.map { min(1, $0) })
-            }
-            return mean
+            ScoreMean(name: s.text(0)!, count: s.int(1), sum: s.double(2), sumOfSquares: s.double(3), boolean: s.int(4) == 1)
         }
     }
 
@@ -321,15 +316,17 @@ public final class SQLiteDashboardStore: DashboardStore {
                                  min: v.first, median: Statistics.percentile(v, 0.5), p95: Statistics.percentile(v, 0.95),
                                  max: v.last, passRate: nil, categories: others > 0 ? [:] : nil)
         guard !v.isEmpty else { return s }
-        let d = Statistics.describe(v)
-        s.mean = d.mean
-        s.standardDeviation = d.standardDeviation
-        if let se = d.standardError { (s.low, s.high) = (d.mean - 1.959964 * se, d.mean + 1.959964 * se) }
+        let (mean, variance) = Statistics.meanAndVariance(v)
+        s.mean = mean
+        s.standardDeviation = v.count > 1 ? variance.squareRoot() : nil
+        let interval: ConfidenceInterval?
         if booleans > 0, numerics == 0 {
-            // A pass rate lies in [0, 1]; so does its interval.
-            s.passRate = d.mean
-            (s.low, s.high) = (s.low.map { Swift.max(0, $0) }, s.high.map { Swift.min(1, $0) })
+            s.passRate = mean
+            interval = Statistics.wilsonInterval(successes: v.count - (v.firstIndex { $0 != 0 } ?? v.count), count: v.count)
+        } else {
+            interval = Statistics.studentTInterval(mean: mean, variance: variance, count: v.count)
         }
+        (s.low, s.high) = (interval?.lower, interval?.upper)
         return s
     }
 

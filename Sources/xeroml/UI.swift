@@ -31,10 +31,9 @@ struct UI: AsyncParsableCommand {
 
     func run() async throws {
         let path = store.path
-        // Refuses a missing file, a file that is not a XeroML store and a newer schema, before opening
-        // anything that could create or change the file.
-        try XeroML.checkStoreForReading(path: path)
-        let xeroml = try await XeroML.open(path: path)
+        // Read-only, as the other read commands: a missing file, a file that is not a XeroML store, a
+        // newer schema or one that needs a migration is refused, and nothing creates or changes the file.
+        let xeroml = try store.openReadOnly()
         if !DashboardServer.isLoopback(host) {
             FileHandle.standardError.write(Data("""
                 warning: listening on \(host), not on this machine only: anyone who can reach port \(port) \

@@ -121,7 +121,8 @@ struct BrowserTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("live.sqlite").path
-        let xeroml = try await XeroML.open(path: path)
+        _ = try await XeroML.open(path: path)  // creates the store; the dashboard only reads it
+        let xeroml = try await XeroML.open(path: path, readOnly: true)
         let app = DashboardServer(store: SQLiteDashboardStore(xeroml: xeroml), storeName: path).application(host: "127.0.0.1", port: 0)
         try await app.test(.live) { client in
             let base = "http://127.0.0.1:\(client.port!)"

@@ -138,7 +138,7 @@ func temporaryDirectory() -> URL {
         defer { try? FileManager.default.removeItem(at: directory) }
         let missing = directory.appendingPathComponent("missing.sqlite").path
         var result = try await RunningProcess(executable: xeroml, arguments: ["ui", "--db", missing], directory: directory).wait()
-        #expect(result.status != 0 && result.stderr.contains("no XeroML store at \(missing)"), "\(result.stderr)")
+        #expect(result.status != 0 && result.stderr.contains("no store at \(missing)"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: missing), "nothing is created")
 
         let text = directory.appendingPathComponent("notes.txt").path
@@ -154,6 +154,19 @@ func temporaryDirectory() -> URL {
         result = try await RunningProcess(executable: xeroml, arguments: ["ui", "--db", newer], directory: directory).wait()
         #expect(result.status != 0 && result.stderr.contains("newer version of XeroML"), "\(result.stderr)")
         #expect(result.stderr.contains("9999-from-the-future"))
+
+        // A store that needs a migration is not migrated by the dashboard: it says how to upgrade it.
+        let older = directory.appendingPathComponent("older.sqlite").path
+        _ = try await XeroML.open(path: older)
+        let writer = try Connection(path: older)
+        try writer.run("DELETE FROM xeroml_migrations WHERE name = '0004-dashboard-indexes'")
+        try writer.run("DROP INDEX scores_of_runs")
+        writer.close()
+        result = try await RunningProcess(executable: xeroml, arguments: ["ui", "--db", older], directory: directory).wait()
+        #expect(result.status != 0 && result.stderr.contains("xeroml migrate --db \(older)"), "\(result.stderr)")
+        let migrations = try Connection(path: older, mode: .readOnly)
+        #expect(try migrations.query("SELECT name FROM xeroml_migrations") { $0.text(0) }.count == 3, "nothing was migrated")
+        migrations.close()
     }
 
     @Test func aHostOtherThanLoopbackStartsWithAWarning() async throws {
@@ -192,7 +205,8 @@ func temporaryDirectory() -> URL {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("live.sqlite").path
-        let xeroml = try await XeroML.open(path: path)
+        _ = try await XeroML.open(path: path)  // creates the store; the dashboard only reads it
+        let xeroml = try await XeroML.open(path: path, readOnly: true)
         let app = DashboardServer(store: SQLiteDashboardStore(xeroml: xeroml), storeName: path).application(host: "127.0.0.1", port: 0)
         try await app.test(.router) { client in
             let helper = try ServerProcess(executable: builtExecutable("xeroml-testhelper"),
