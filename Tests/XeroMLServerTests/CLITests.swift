@@ -210,7 +210,7 @@ func temporaryDirectory() -> URL {
         let app = DashboardServer(store: SQLiteDashboardStore(xeroml: xeroml), storeName: path).application(host: "127.0.0.1", port: 0)
         try await app.test(.router) { client in
             let helper = try ServerProcess(executable: builtExecutable("xeroml-testhelper"),
-                                           arguments: [path, "numbers", "live-run", "60", "40", "2", "1"])
+                                           arguments: [path, "numbers", "live-run", "60", "100", "1", "1"])
             defer { Task { await helper.stop() } }
             func json(_ uri: String) async throws -> Any {
                 try await client.execute(uri: uri, method: .get) { response in
