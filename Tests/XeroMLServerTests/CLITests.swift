@@ -200,7 +200,9 @@ func temporaryDirectory() -> URL {
 
 @Suite(.timeLimit(.minutes(3))) struct LiveRunTests {
     /// Another process writes a run into the file the dashboard has open: the run shows as running with
-    /// a growing count, its page polls, and once it ends it shows finished with every item.
+    /// a growing count, its page polls, and once it ends it shows finished with every item. The run
+    /// takes about 15 s (60 items of 250 ms, one at a time), so a test scheduled late on a busy machine
+    /// still sees it running.
     @Test func aRunWrittenByAnotherProcessShowsLive() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -210,7 +212,7 @@ func temporaryDirectory() -> URL {
         let app = DashboardServer(store: SQLiteDashboardStore(xeroml: xeroml), storeName: path).application(host: "127.0.0.1", port: 0)
         try await app.test(.router) { client in
             let helper = try ServerProcess(executable: builtExecutable("xeroml-testhelper"),
-                                           arguments: [path, "numbers", "live-run", "60", "100", "1", "1"])
+                                           arguments: [path, "numbers", "live-run", "60", "250", "1", "1"])
             defer { Task { await helper.stop() } }
             func json(_ uri: String) async throws -> Any {
                 try await client.execute(uri: uri, method: .get) { response in
