@@ -1,4 +1,5 @@
 package import Foundation
+import Synchronization
 
 /// What a finished process printed and how it ended.
 package struct ProcessResult: Sendable {
@@ -31,7 +32,7 @@ package final class RunningProcess: @unchecked Sendable {
         err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try launch(process)
     }
 
     /// Waits for the process to exit, reading both pipes at once (so neither can fill up and stall the
@@ -51,6 +52,19 @@ package final class RunningProcess: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Serializes process launches within this test process.
+private let launches = Mutex(())
+
+/// Starts `process`, one launch at a time in this test process.
+///
+/// Foundation's `Process.run()` on Linux adds a close action for every descriptor up to the highest
+/// open one and was seen to crash (a bad memory copy inside `run()`) when many tests launched
+/// processes at once while others opened and closed sockets; launching one at a time takes
+/// milliseconds and keeps the parallel suite off that path.
+package func launch(_ process: Process) throws {
+    try launches.withLock { _ in try process.run() }
 }
 
 /// Standard error's bytes, written by one thread and read by another after `DispatchGroup.wait()`,

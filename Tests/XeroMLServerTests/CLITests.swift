@@ -39,7 +39,7 @@ final class ServerProcess: @unchecked Sendable {
             guard let self, !data.isEmpty else { handle.readabilityHandler = nil; return }
             self.lock.withLock { self.stderr += String(decoding: data, as: UTF8.self) }
         }
-        try process.run()
+        try launch(process)
     }
 
     var output: (stdout: String, stderr: String) { lock.withLock { (stdout, stderr) } }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import XeroML
 import XeroMLSQLite
+import XeroMLTesting
 
 @Suite(.timeLimit(.minutes(3))) struct CLITests {
     @Test func quickstartRunsTwoVariantsAndLeavesAStore() async throws {
@@ -91,7 +92,7 @@ import XeroMLSQLite
         // 400 pairs × 150 ms at concurrency 8: about 7.5 s, so the kill lands mid-run even on a busy machine.
         process.arguments = [path, "numbers", "killed", "\(items)", "150", "8", "\(repetitions)"]
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
         // Wait until part of the run is committed, then kill the process without warning.
         let deadline = ContinuousClock.now + .seconds(60)
         var before = 0
@@ -111,7 +112,7 @@ import XeroMLSQLite
         resume.arguments = [path, "numbers", "killed", "\(items)", "0", "8", "\(repetitions)", "resume"]
         let out = Pipe()
         resume.standardOutput = out
-        try resume.run()
+        try launch(resume)
         let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         resume.waitUntilExit()
         #expect(resume.terminationStatus == 0)

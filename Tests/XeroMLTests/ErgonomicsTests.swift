@@ -81,6 +81,7 @@ import XeroMLTesting
         }
         let stored = try await xeroml.summary(runID: report.run.id)
         let read = try await xeroml.results(runID: report.run.id).summary
+        #expect(stored.runName == "similar" && report.summary.runName == "similar" && read.runName == "similar")
         for summary in [report.summary, stored, read] {
             let interval = try #require(summary.scores.first { $0.name == "levenshtein" }?.confidenceInterval95)
             #expect(interval.upperBound <= 1, "\(interval)")
@@ -99,6 +100,7 @@ import XeroMLTesting
                 run.setOutput(name == "a" ? 0 : Int((run.input["n"]?.doubleValue ?? 0) * 2))
             }
         }
+        #expect(try await xeroml.summary(runID: "a").datasetName == "numbers")
         let comparison = try await xeroml.compare(baseline: "a", candidates: ["b"])
         #expect(comparison.items.count == 5)
         #expect(comparison.items.map(\.externalID) == ["q0", "q1", "q2", "q3", "q4"])

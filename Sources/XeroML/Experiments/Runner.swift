@@ -110,7 +110,7 @@ struct Runner: Sendable {
         }
         // Intervals clipped to the ranges the evaluators declare (a similarity cannot pass 1), as
         // recorded with the run, so every later reader clips the same way.
-        return ExperimentReport(run: run, summary: summary.declaringRanges(run.declaredScoreRanges), progress: final)
+        return ExperimentReport(run: run, summary: summary.of(run), progress: final)
     }
 
     /// Runs the run evaluators over all results and records their scores on the run, replacing those

@@ -39,7 +39,7 @@ extension XeroML {
             // Resuming a finished run without retryErrors: it is complete, and finished runs do not change.
             let report = try await store.read { db -> ExperimentReport? in
                 guard let run = try Self.findRun(db, reference: name, datasetName: datasetName) else { return nil }
-                let summary = try RunSummary(db, runID: run.id)
+                let summary = try RunSummary(db, runID: run.id).of(run)
                 return ExperimentReport(run: run, summary: summary, progress: ExperimentProgress(
                     runID: run.id, total: 0, completed: 0, failed: 0, retries: 0, skipped: run.itemCount, inFlight: 0,
                     elapsed: .zero))

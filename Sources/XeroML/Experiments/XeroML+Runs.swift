@@ -241,7 +241,7 @@ extension XeroML {
     public func summary(runID: String) async throws -> RunSummary {
         try await store.read { db in
             guard let run = try Self.findRun(db, reference: runID, datasetName: nil) else { throw XeroMLError.notFound("run \(runID)") }
-            return try RunSummary(db, runID: run.id).declaringRanges(run.declaredScoreRanges)
+            return try RunSummary(db, runID: run.id).of(run)
         }
     }
 

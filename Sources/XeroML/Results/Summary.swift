@@ -57,8 +57,7 @@ public struct ExperimentResults: Sendable, RandomAccessCollection {
 
     /// Statistics per score name, errors and latency.
     public var summary: RunSummary {
-        RunSummary(items: items, runScores: runScores, usage: usage, evaluatorUsage: evaluatorUsage)
-            .declaringRanges(run.declaredScoreRanges)
+        RunSummary(items: items, runScores: runScores, usage: usage, evaluatorUsage: evaluatorUsage).of(run)
     }
 
     /// A readable multi-line summary of the run.
@@ -109,6 +108,10 @@ public struct RunSummary: Sendable, Hashable {
     public var usage: UsageTotals
     /// Tokens and cost of the evaluators' generations (LLM judges).
     public var evaluatorUsage: UsageTotals
+    /// The run's name, when the summary was made for a stored run.
+    public var runName: String? = nil
+    /// The name of the run's dataset, when the summary was made for a stored run of a dataset.
+    public var datasetName: String? = nil
 
     init(items: [ExperimentItemResult], runScores: [Score], usage: UsageTotals, evaluatorUsage: UsageTotals) {
         self.evaluatorUsage = evaluatorUsage
@@ -289,6 +292,15 @@ extension RunSummary {
     public func declaringRanges(_ ranges: [String: ClosedRange<Double>]) -> RunSummary {
         var copy = self
         copy.scores = scores.map { s in ranges[s.name].map { s.declaringRange($0) } ?? s }
+        return copy
+    }
+
+    /// The summary of `run`: its name and dataset's name set, intervals clipped to the ranges it
+    /// recorded.
+    func of(_ run: ExperimentRun) -> RunSummary {
+        var copy = declaringRanges(run.declaredScoreRanges)
+        copy.runName = run.name
+        copy.datasetName = run.datasetName
         return copy
     }
 }
