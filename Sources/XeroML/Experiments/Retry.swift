@@ -100,41 +100,18 @@ public struct RetryPolicy: Sendable, Hashable {
 
 /// Runs `body`, failing with ``TaskTimeoutError`` when it takes longer than `timeout`. The body is
 /// cancelled on timeout; a body that ignores cancellation keeps running until it returns.
-///
-/// The body runs in a task of its own (it inherits the task-local values, and is cancelled with the
-/// caller), and the deadline is a dispatch timer that cancels it: no second task sleeping beside it,
-/// which per item cost more than the rest of the runner's bookkeeping.
 func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let task = Task { try await body() }
-    let timedOut = Atomic<Bool>(false)
-    let timer = DeadlineTimer(after: timeout) {
-        timedOut.store(true, ordering: .relaxed)
-        task.cancel()
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw CancellationError() }
+        guard let value = first else { throw TaskTimeoutError(timeout: timeout) }
+        return value
     }
-    defer { timer.cancel() }
-    do {
-        return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
-    } catch {
-        if timedOut.load(ordering: .relaxed) { throw TaskTimeoutError(timeout: timeout) }
-        throw error
-    }
-}
-
-/// A one-shot timer on a global dispatch queue, cancelled when no longer needed so that what its
-/// action holds is released at once, not at the deadline.
-///
-/// `@unchecked Sendable`: it holds only a `DispatchWorkItem`, whose `cancel()` may be called from any
-/// thread.
-final class DeadlineTimer: @unchecked Sendable {
-    private let item: DispatchWorkItem
-
-    init(after delay: Duration, _ action: @escaping @Sendable () -> Void) {
-        item = DispatchWorkItem(block: action)
-        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
-    }
-
-    func cancel() { item.cancel() }
 }
 
 /// A small seedable generator (SplitMix64), so jitter is reproducible with a seed.
