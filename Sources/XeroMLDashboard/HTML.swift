@@ -58,22 +58,12 @@ public struct HTML: Sendable {
 
     private static let svgVoid: Set<String> = ["rect", "line", "circle", "path", "polyline"]
 
-    static func escapeText(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\u{0}": out += "\u{FFFD}"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    static func escapeText(_ text: String) -> String { escape(text, quotes: false) }
 
-    static func escapeAttribute(_ text: String) -> String {
+    static func escapeAttribute(_ text: String) -> String { escape(text, quotes: true) }
+
+    /// `&`, `<` and `>` as entities (and quotes too, for attribute values); NUL as U+FFFD.
+    private static func escape(_ text: String, quotes: Bool) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
@@ -81,8 +71,8 @@ public struct HTML: Sendable {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
+            case "\"" where quotes: out += "&quot;"
+            case "'" where quotes: out += "&#39;"
             case "\u{0}": out += "\u{FFFD}"
             default: out.unicodeScalars.append(scalar)
             }
