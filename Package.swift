@@ -10,13 +10,17 @@ let package = Package(
         .library(name: "XeroMLHTTP", targets: ["XeroMLHTTP"]),
         .library(name: "XeroMLJudge", targets: ["XeroMLJudge"]),
         .library(name: "XeroMLTesting", targets: ["XeroMLTesting"]),
+        .library(name: "XeroMLSyncAPI", targets: ["XeroMLSyncAPI"]),
+        .library(name: "XeroMLSync", targets: ["XeroMLSync"]),
         .executable(name: "xeroml", targets: ["xeroml"]),
         .executable(name: "xeroml-bench", targets: ["xeroml-bench"]),
+        .executable(name: "xeroml-server", targets: ["xeroml-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // libsqlite3 from the system (Debian: libsqlite3-dev). See docs/decisions/0001-system-sqlite.md.
@@ -37,6 +41,12 @@ let package = Package(
         .target(name: "XeroMLJudge", dependencies: ["XeroML", "XeroMLHTTP"]),
         // Test support for users' suites and ours: assertions, temporary stores, a fake model server.
         .target(name: "XeroMLTesting", dependencies: ["XeroML", "XeroMLJudge", "XeroMLHTTP"]),
+        // zlib from the system, for gzip sync bodies.
+        .systemLibrary(name: "XeroMLCZlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        // The sync protocol's wire types, shared by the client and the team server; no NIO.
+        .target(name: "XeroMLSyncAPI", dependencies: ["XeroMLCZlib"]),
+        // Pushes finished runs to a team server, over XeroMLHTTP (URLSession); no NIO.
+        .target(name: "XeroMLSync", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLHTTP", "XeroMLSyncAPI"]),
         // Dashboard pages: HTML and SVG from values, read through a query interface; no NIO.
         .target(name: "XeroMLDashboard", dependencies: ["XeroML", "XeroMLSQLite"]),
         // The HTTP server (`xeroml ui`): the only target that depends on SwiftNIO, through Hummingbird.
@@ -49,10 +59,32 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The team server: sync ingestion and the dashboard over PostgreSQL (PostgresNIO).
+        .target(
+            name: "XeroMLTeamServer",
+            dependencies: [
+                "XeroML",
+                "XeroMLSyncAPI",
+                "XeroMLDashboard",
+                "XeroMLServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "xeroml-server",
+            dependencies: [
+                "XeroMLTeamServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "xeroml",
             dependencies: [
                 "XeroML",
+                "XeroMLSync",
                 "XeroMLJudge",
                 "XeroMLDashboard",
                 "XeroMLServer",
@@ -60,7 +92,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLJudge", "XeroMLHTTP", "XeroMLTesting", "XeroMLDashboard"]),
+        .executableTarget(name: "xeroml-bench", dependencies: ["XeroML", "XeroMLSQLite", "XeroMLJudge", "XeroMLHTTP", "XeroMLTesting", "XeroMLDashboard", "XeroMLSync", "XeroMLSyncAPI"]),
         // Started and killed by the crash-recovery tests; not a product.
         .executableTarget(name: "xeroml-testhelper", dependencies: ["XeroML"]),
         .testTarget(name: "XeroMLSQLiteTests", dependencies: ["XeroMLSQLite"]),
@@ -72,6 +104,15 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(
+            name: "XeroMLTeamServerTests",
+            dependencies: [
+                "XeroMLTeamServer", "XeroMLSyncAPI", "XeroMLSync", "XeroML", "XeroMLTesting", "xeroml", "xeroml-server",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        .testTarget(name: "XeroMLSyncTests", dependencies: ["XeroMLSync", "XeroMLSyncAPI", "XeroML", "XeroMLSQLite", "XeroMLTesting", "XeroMLHTTP", "xeroml"]),
         .testTarget(name: "XeroMLJudgeTests", dependencies: ["XeroMLJudge", "XeroMLHTTP", "XeroMLTesting", "XeroML", "xeroml"]),
     ]
 )

@@ -1,0 +1,3 @@
+import XeroMLTeamServer
+
+print("xeroml-server (sync protocol \(TeamServer.apiVersion))")
