@@ -35,6 +35,9 @@ package final class RunningProcess: @unchecked Sendable {
         try launch(process)
     }
 
+    /// The child's process id.
+    package var pid: Int32 { process.processIdentifier }
+
     /// Waits for the process to exit, reading both pipes at once (so neither can fill up and stall the
     /// process) on dispatch threads: a test waiting for a process never blocks the cooperative pool.
     package func wait() async -> ProcessResult {
