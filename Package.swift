@@ -40,7 +40,9 @@ let package = Package(
         .target(name: "XeroMLHTTP"),
         .target(name: "XeroMLJudge", dependencies: ["XeroML", "XeroMLHTTP"]),
         // Test support for users' suites and ours: assertions, temporary stores, a fake model server.
-        .target(name: "XeroMLTesting", dependencies: ["XeroML", "XeroMLJudge", "XeroMLHTTP"]),
+        .target(name: "XeroMLTesting", dependencies: ["XeroML", "XeroMLJudge", "XeroMLHTTP", "XeroMLCSpawn"]),
+        // posix_spawn with the GNU file actions (close from 3, change directory), for XeroMLTesting's child processes.
+        .target(name: "XeroMLCSpawn"),
         // zlib from the system, for gzip sync bodies.
         .systemLibrary(name: "XeroMLCZlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         // The sync protocol's wire types, shared by the client and the team server; no NIO.

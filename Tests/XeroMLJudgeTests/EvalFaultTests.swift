@@ -71,7 +71,7 @@ import Glibc
             let process = try await startEval(arguments(xeroml, server, name: "stalled", ["--timeout", "60"]), holding: 3, on: server)
             #expect(server.requestCount == 3)
             let signalled = Self.clock.now
-            kill(process.process.processIdentifier, signo)
+            kill(process.pid, signo)
             let result = await process.wait()
             #expect(Self.clock.now - signalled < .seconds(6), "the signal took \(Self.clock.now - signalled)")
             #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")
@@ -144,7 +144,7 @@ import Glibc
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.neverAnswer) }) { server in
             // A first attempt that is interrupted.
             let process = try await startEval(arguments(xeroml, server, name: "half", ["--temperature", "0.2"]), holding: 3, on: server)
-            kill(process.process.processIdentifier, SIGINT)
+            kill(process.pid, SIGINT)
             _ = await process.wait()
 
             server.handler = EvalCommandTests.handler

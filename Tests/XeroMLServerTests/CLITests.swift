@@ -12,71 +12,7 @@ import XeroMLServer
 import XeroMLTesting
 
 /// A long-running process whose output is read as it comes (`xeroml ui`, a browser driver).
-///
-/// `@unchecked Sendable`: the output buffers are only touched under `lock`.
-final class ServerProcess: @unchecked Sendable {
-    let process = Process()
-    private let lock = NSLock()
-    private var stdout = ""
-    private var stderr = ""
-
-    init(executable: URL, arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = executable
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { handle.readabilityHandler = nil; return }
-            self.lock.withLock { self.stdout += String(decoding: data, as: UTF8.self) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { handle.readabilityHandler = nil; return }
-            self.lock.withLock { self.stderr += String(decoding: data, as: UTF8.self) }
-        }
-        try launch(process)
-    }
-
-    var output: (stdout: String, stderr: String) { lock.withLock { (stdout, stderr) } }
-
-    /// Waits until standard output or error matches `predicate`, or fails after `timeout`.
-    func waitFor(_ timeout: Duration = .seconds(20), _ what: String, _ predicate: (String, String) -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let (out, err) = output
-            if predicate(out, err) { return }
-            if !process.isRunning {
-                let (out, err) = output
-                if predicate(out, err) { return }
-                throw TestFailure("process exited (\(process.terminationStatus)) before \(what); stdout: \(out) stderr: \(err)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let (out, err) = output
-        throw TestFailure("timed out waiting for \(what); stdout: \(out) stderr: \(err)")
-    }
-
-    /// Stops the process (SIGTERM, then SIGKILL after two seconds) and waits for it, off the cooperative pool.
-    func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        let process = self.process
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                let deadline = Date().addingTimeInterval(2)
-                while process.isRunning && Date() < deadline { usleep(20_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                process.waitUntilExit()
-                continuation.resume()
-            }
-        }
-    }
-}
+typealias ServerProcess = RunningProcess
 
 struct TestFailure: Error, CustomStringConvertible {
     var description: String

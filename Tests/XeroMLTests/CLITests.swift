@@ -87,12 +87,9 @@ import XeroMLTesting
     @Test func aRunKilledWithSIGKILLResumesWithNoLossAndNoDuplicates() async throws {
         let path = temporaryDirectory().appendingPathComponent("killed.sqlite").path
         let (items, repetitions) = (200, 2)
-        let process = Process()
-        process.executableURL = helperExecutable()
         // 400 pairs × 150 ms at concurrency 8: about 7.5 s, so the kill lands mid-run even on a busy machine.
-        process.arguments = [path, "numbers", "killed", "\(items)", "150", "8", "\(repetitions)"]
-        process.standardOutput = FileHandle.nullDevice
-        try launch(process)
+        let process = try RunningProcess(executable: helperExecutable(),
+                                         arguments: [path, "numbers", "killed", "\(items)", "150", "8", "\(repetitions)"])
         // Wait until part of the run is committed, then kill the process without warning.
         let deadline = ContinuousClock.now + .seconds(60)
         var before = 0
@@ -101,21 +98,18 @@ import XeroMLTesting
             before = (try? committedCount(path)) ?? 0
             if before >= 40 { break }
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal)
+        process.signal(SIGKILL)
+        let killed = try await process.wait(timeout: .seconds(30))
+        #expect(killed.signal == SIGKILL)
         let afterKill = try committedCount(path)
         #expect(afterKill >= 40 && afterKill < items * repetitions, "the kill should land mid-run (\(afterKill))")
 
-        let resume = Process()
-        resume.executableURL = helperExecutable()
-        resume.arguments = [path, "numbers", "killed", "\(items)", "0", "8", "\(repetitions)", "resume"]
-        let out = Pipe()
-        resume.standardOutput = out
-        try launch(resume)
-        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        resume.waitUntilExit()
-        #expect(resume.terminationStatus == 0)
+        let resumed = try await RunningProcess(
+            executable: helperExecutable(),
+            arguments: [path, "numbers", "killed", "\(items)", "0", "8", "\(repetitions)", "resume"]
+        ).wait(timeout: .seconds(120))
+        #expect(resumed.status == 0)
+        let printed = resumed.stdout
         #expect(printed.contains("done \(items * repetitions - afterKill) skipped \(afterKill)"), "\(printed)")
 
         let xeroml = try XeroML(path: path)
@@ -150,7 +144,7 @@ import XeroMLTesting
             if committed >= 2 { break }
         }
         let signalled = ContinuousClock.now
-        kill(process.process.processIdentifier, signo)
+        kill(process.pid, signo)
         let result = await process.wait()
         #expect(ContinuousClock.now - signalled < .seconds(6), "the signal was answered late")
         #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")

@@ -166,7 +166,7 @@ import Glibc
         let child = try RunningProcess(executable: URL(fileURLWithPath: "/bin/true"), arguments: [],
                                        directory: FileManager.default.temporaryDirectory)
         _ = await child.wait()
-        let deadPID = Int64(child.process.processIdentifier)
+        let deadPID = Int64(child.pid)
         try await xeroml.store.write { db in
             try db.run("UPDATE experiment_runs SET owner_pid = ?, owner_process_start = NULL WHERE id = ?",
                        [.integer(deadPID), .text(experiment.id)])
