@@ -15,7 +15,7 @@ struct XeroMLCommand: AsyncParsableCommand {
             """,
         version: XeroML.version,
         subcommands: [Quickstart.self, Datasets.self, Runs.self, Compare.self, GateCommand.self, Eval.self,
-                      JudgeCacheCommand.self, Migrate.self, UI.self]
+                      JudgeCacheCommand.self, Migrate.self, UI.self, SyncCommand.self]
     )
 
     /// Parses and runs the command like the default entry point, but prints errors for people: a

@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+package import XeroMLSQLite
 import Synchronization
 
 /// The XeroML client: one local SQLite store of datasets, traces, experiment runs and scores.
@@ -218,5 +219,20 @@ public final class XeroML: Sendable {
     /// `http://127.0.0.1:7474`. ``configuredDashboardBaseURL()`` refuses any other value with a message.
     public var dashboardBaseURL: URL {
         (try? Self.configuredDashboardBaseURL()) ?? URL(string: "http://127.0.0.1:7474")!
+    }
+}
+
+// MARK: - Access for this package's other modules
+
+extension XeroML {
+    /// Runs `body` in a read transaction on one of the store's readers (for this package's modules,
+    /// such as the sync client, that read tables directly).
+    package func readDatabase<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await store.read(body)
+    }
+
+    /// Runs `body` in a write transaction on the store's writer, after every result enqueued before.
+    package func writeDatabase<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await store.write(body)
     }
 }

@@ -134,5 +134,5 @@ public struct XeroMLError: Error, Sendable, CustomStringConvertible, LocalizedEr
     static func readOnlyStore(path: String) -> XeroMLError {
         XeroMLError(.readOnlyStore, "cannot write to \(path): this client opened it read-only; open it with `XeroML(path:)` to write")
     }
-    static func notFound(_ what: String) -> XeroMLError { XeroMLError(.notFound, "\(what) not found") }
+    package static func notFound(_ what: String) -> XeroMLError { XeroMLError(.notFound, "\(what) not found") }
 }

@@ -14,6 +14,7 @@ enum Schema {
         migrator.register(Migration("0002-cache", sql: cache))
         migrator.register(Migration("0003-run-lifecycle", sql: runLifecycle))
         migrator.register(Migration("0005-write-path", apply: writePath))
+        migrator.register(Migration("0006-sync-state", sql: syncState))
         return migrator
     }
 
@@ -228,5 +229,31 @@ enum Schema {
     /// in this index, so recording an item does not write to it.
     static let runLevelScores = """
         CREATE INDEX scores_of_run ON scores(run_id, id) WHERE run_item_id IS NULL;
+        """
+
+    /// Where each run stands with each team server it is pushed to (docs/sync.md).
+    ///
+    /// `chunks_acknowledged` chunks (indices 0..<n) are acknowledged by the server; `cursor` says where
+    /// chunk n starts, so an interrupted push resumes there. `server` is the server's base URL as
+    /// normalized by the sync client.
+    static let syncState = """
+        CREATE TABLE sync_state (
+            run_id              TEXT NOT NULL REFERENCES experiment_runs(id) ON DELETE CASCADE,
+            server              TEXT NOT NULL,
+            status              TEXT NOT NULL
+                                CHECK (status = 'pending' OR status = 'pushing' OR status = 'synced' OR status = 'failed'),
+            chunks_acknowledged INTEGER NOT NULL DEFAULT 0,
+            cursor              TEXT,
+            run_items_sent      INTEGER NOT NULL DEFAULT 0,
+            rows_sent           INTEGER NOT NULL DEFAULT 0,
+            bytes_sent          INTEGER NOT NULL DEFAULT 0,
+            attempts            INTEGER NOT NULL DEFAULT 0,
+            last_error          TEXT,
+            started_us          INTEGER,
+            updated_us          INTEGER NOT NULL,
+            synced_us           INTEGER,
+            remote_url          TEXT,
+            PRIMARY KEY (run_id, server)
+        ) STRICT;
         """
 }
