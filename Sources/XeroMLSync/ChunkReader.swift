@@ -221,22 +221,22 @@ struct ChunkReader {
         }
     }
 
-    /// A JSON array of ids for `json_each` (ids are UUID text: no escaping needed, but done anyway).
+    /// A JSON array of ids for `json_each` (ids are UUID text: escaping is almost never needed).
     private func jsonArray(_ ids: some Sequence<String>) -> String {
-        var text = "["
-        for (i, id) in ids.enumerated() {
-            if i > 0 { text += "," }
-            text += "\""
+        let quoted = ids.map { id in
+            guard id.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }) else { return id }
+            var escaped = ""
             for scalar in id.unicodeScalars {
                 switch scalar {
-                case "\"": text += "\\\""
-                case "\\": text += "\\\\"
-                default: text.unicodeScalars.append(scalar)
+                case "\"": escaped += "\\\""
+                case "\\": escaped += "\\\\"
+                case _ where scalar.value < 0x20: escaped += String(format: "\\u%04x", scalar.value)
+                default: escaped.unicodeScalars.append(scalar)
                 }
             }
-            text += "\""
+            return escaped
         }
-        return text + "]"
+        return quoted.isEmpty ? "[]" : "[\"" + quoted.joined(separator: "\",\"") + "\"]"
     }
 }
 

@@ -103,7 +103,7 @@ struct SyncConnection: Sendable {
     }
 
     /// A chunk as JSON.
-    static func encode(_ chunk: SyncChunk) throws -> Data { try encoder.encode(chunk) }
+    static func encode(_ chunk: SyncChunk) throws -> Data { chunk.jsonData() }
 
     /// Sends a chunk, already encoded and compressed.
     func send(body: Data, runID: String, index: Int) async throws -> ChunkReceipt {

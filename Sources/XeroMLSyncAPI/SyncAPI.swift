@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The sync protocol between a local XeroML file (the client, `XeroMLSync`) and a team server
 /// (`xeroml-server`): paths, request and response bodies. Both sides compile these types, and

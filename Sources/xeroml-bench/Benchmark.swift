@@ -39,11 +39,12 @@ struct Benchmark {
             StatisticsBenchmark(simulations: option("--simulations", default: 40_000),
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
                                 seed: UInt64(option("--seed", default: 2026))).run()
+        case "sync": try await SyncBenchmark(items: items, rounds: rounds, storePath: option("--store")).run()
         case "dashboard":
             let keep = arguments.firstIndex(of: "--keep").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             try await DashboardBenchmark(items: items, rounds: max(rounds, 7), keep: keep).run()
         default:
-            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, reads, http, stats, dashboard\n".utf8))
+            FileHandle.standardError.write(Data("unknown benchmark \(which); available: core, runner, scheduler, rss, compare, reads, http, stats, dashboard, sync\n".utf8))
             exit(2)
         }
     }
@@ -387,17 +388,18 @@ struct MemoryBenchmark {
                      items, wall, Double(items) / wall, peak))
     }
 
-    /// The process's peak resident set size (getrusage: kilobytes on Linux, bytes on macOS).
-    func peakResidentMegabytes() -> Double {
-        var usage = rusage()
-        #if os(Linux)
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
-        #else
-        getrusage(RUSAGE_SELF, &usage)
-        return Double(usage.ru_maxrss) / 1_048_576
-        #endif
-    }
+}
+
+/// The process's peak resident set size (getrusage: kilobytes on Linux, bytes on macOS).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #endif
 }
 
 /// Two runs of a 100,000-item dataset compared item by item: target < 300 ms.
