@@ -100,17 +100,135 @@ public struct RetryPolicy: Sendable, Hashable {
 
 /// Runs `body`, failing with ``TaskTimeoutError`` when it takes longer than `timeout`. The body is
 /// cancelled on timeout; a body that ignores cancellation keeps running until it returns.
+///
+/// The body runs in a task of its own (it inherits the task-local values, and is cancelled with the
+/// caller); the deadline is an entry in ``Deadlines``, whose one thread cancels the task when it
+/// passes. A task group with a second task sleeping beside the body, as before, cost about 0.17 ms
+/// of CPU and a millisecond of wall time per item, more than the rest of the runner's bookkeeping.
 func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
+    let task = Task { try await body() }
+    let timedOut = TimeoutFlag()
+    let deadline = Deadlines.shared.schedule(after: timeout) {
+        timedOut.set()
+        task.cancel()
+    }
+    defer { Deadlines.shared.cancel(deadline) }
+    do {
+        return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+    } catch {
+        if timedOut.isSet { throw TaskTimeoutError(timeout: timeout) }
+        throw error
+    }
+}
+
+/// Set once by a deadline's action, read after the task ends.
+private final class TimeoutFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// Deadlines of every running item, kept in one binary heap and served by one thread that sleeps
+/// until the earliest: scheduling and cancelling are a lock and a heap step, with no timer or task
+/// per item. A cancelled deadline's action is dropped at once; its heap entry is skipped when it
+/// comes up, and the heap is rebuilt when such entries outnumber the live ones.
+///
+/// `@unchecked Sendable`: every field is touched only with `condition` locked.
+final class Deadlines: @unchecked Sendable {
+    static let shared = Deadlines()
+
+    private struct Entry {
+        var deadline: ContinuousClock.Instant
+        var id: UInt64
+    }
+
+    private let condition = NSCondition()
+    private var heap: [Entry] = []
+    private var actions: [UInt64: @Sendable () -> Void] = [:]
+    private var nextID: UInt64 = 0
+    private var started = false
+
+    /// Runs `action` on the deadlines thread once `delay` has passed, unless cancelled first.
+    func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        nextID += 1
+        let entry = Entry(deadline: .now + delay, id: nextID)
+        actions[entry.id] = action
+        push(entry)
+        if !started {
+            started = true
+            let thread = Thread { [self] in serve() }
+            thread.name = "xeroml-deadlines"
+            thread.start()
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        guard let value = first else { throw TaskTimeoutError(timeout: timeout) }
-        return value
+        // Wake the thread only when this deadline comes before every other one.
+        if heap[0].id == entry.id { condition.signal() }
+        return entry.id
+    }
+
+    /// Drops the deadline's action (a no-op once it ran).
+    func cancel(_ id: UInt64) {
+        condition.lock()
+        defer { condition.unlock() }
+        actions[id] = nil
+        if heap.count > 64 && heap.count > 2 * actions.count {
+            heap = heap.filter { actions[$0.id] != nil }
+            for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        }
+    }
+
+    private func serve() {
+        condition.lock()
+        while true {
+            guard let first = heap.first else {
+                condition.wait()
+                continue
+            }
+            let now = ContinuousClock.now
+            if first.deadline > now {
+                let wait = now.duration(to: first.deadline)
+                let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+                _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                continue
+            }
+            pop()
+            if let action = actions.removeValue(forKey: first.id) {
+                condition.unlock()
+                action()
+                condition.lock()
+            }
+        }
+    }
+
+    private func push(_ entry: Entry) {
+        heap.append(entry)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].deadline < heap[parent].deadline else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private func pop() {
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        if !heap.isEmpty { siftDown(0) }
+    }
+
+    private func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < heap.count && heap[left].deadline < heap[smallest].deadline { smallest = left }
+            if right < heap.count && heap[right].deadline < heap[smallest].deadline { smallest = right }
+            if smallest == parent { return }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
     }
 }
 
