@@ -55,18 +55,23 @@ struct SyncCommand: AsyncParsableCommand {
         @Argument(help: "Runs to push: ids, id prefixes of 8+ characters, or names.") var runs: [String] = []
         @Flag(help: "Push every finished run of the file.") var all = false
         @Option(help: "Attempts per request before a push gives up on a transient failure.") var maxAttempts = 10
+        @Option(help: "Run items per chunk at most (smaller chunks suit slow links and strict proxies).") var chunkItems = 1_000
+        @Option(help: "Approximate bytes of JSON per chunk at most, before compression.") var chunkBytes = 4 << 20
 
         func validate() throws {
             if runs.isEmpty && !all { throw ValidationError("name the runs to push, or give --all") }
             if !runs.isEmpty && all { throw ValidationError("give runs or --all, not both") }
             guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+            guard chunkItems >= 1 else { throw ValidationError("--chunk-items must be at least 1") }
+            guard chunkBytes >= 1024 else { throw ValidationError("--chunk-bytes must be at least 1024") }
         }
 
         func run() async throws {
             let server = try target.syncServer()
             let xeroml = try store.open()
             let progress = SyncProgressLine()
-            let options = SyncOptions(retry: SyncRetryPolicy(maxAttempts: maxAttempts))
+            let options = SyncOptions(limits: ChunkLimits(runItems: chunkItems, bytes: chunkBytes),
+                                      retry: SyncRetryPolicy(maxAttempts: maxAttempts))
             let report = try await xeroml.sync(to: server, runs: all ? nil : runs, options: options) { update in
                 progress.show(update)
             }
