@@ -142,8 +142,8 @@ struct SyncConnection: Sendable {
         do {
             response = try await transport.send(HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: timeout))
         } catch let error as HTTPError {
-            throw SyncError(isTransient: error.isRetryable, status: error.statusCode,
-                            message: "\(method) \(server.normalizedURL)\(path): \(error.message)")
+            // The transport's message names the URL already.
+            throw SyncError(isTransient: error.isRetryable, status: error.statusCode, message: "\(method): \(error.message)")
         }
         if response.isSuccess {
             do {

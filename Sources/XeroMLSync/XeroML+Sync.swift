@@ -138,9 +138,22 @@ extension XeroML {
         }
         let transport = options.transport ?? URLSessionTransport(timeout: options.timeout)
         var results: [RunPushResult] = []
+        var unreachable: SyncError?
         for run in selected {
             try Task.checkCancellation()
-            results.append(try await push(run, to: server, transport: transport, options: options, progress: progress))
+            if let unreachable {
+                // The server stayed unreachable through a whole run's retries: the next runs would only
+                // wait as long again. They stay pending, untouched.
+                results.append(RunPushResult(runID: run.id, runName: run.name,
+                                             outcome: .skipped("not tried: the server was unreachable (\(unreachable.message))"),
+                                             chunksSent: 0, resumedAtChunk: 0, runItemsSent: 0, bytesSent: 0))
+                continue
+            }
+            let result = try await push(run, to: server, transport: transport, options: options, progress: progress)
+            if case .failed(let error) = result.outcome, error.isTransient, error.status == nil || error.status! >= 500 {
+                unreachable = error
+            }
+            results.append(result)
         }
         return SyncReport(results: results)
     }

@@ -47,7 +47,7 @@ struct SyncCommand: AsyncParsableCommand {
             abstract: "Push runs to a team server.",
             discussion: """
                 Exit status: 0 when every named run is synced (or was already), 1 when a push failed \
-                (run the command again to resume it), 2 for a usage error. Running and interrupted runs \
+                (run the command again to resume it), 64 for a usage error. Running and interrupted runs \
                 are skipped with the reason.
                 """)
         @OptionGroup var store: StoreOptions
@@ -135,7 +135,7 @@ final class SyncProgressLine: Sendable {
 
     func show(_ update: SyncProgress) {
         guard terminal else {
-            if let retrying = update.retrying { FileHandle.standardError.write(Data("\(update.runName): \(retrying)\n".utf8)) }
+            if let retrying = update.retrying { FileHandle.standardError.write(Data("\(update.runName): \(retrying.prefix(300))\n".utf8)) }
             return
         }
         let line = update.retrying.map { "\(update.runName): retrying, \($0)" }

@@ -244,15 +244,19 @@ struct SyncClientTests {
         #expect(status[0].status == .synced && status[0].attempts == 5)
     }
 
-    @Test("a push gives up after its attempts, and resumes later")
+    @Test("a push gives up after its attempts, does not try the next runs against a server that is down, and resumes later")
     func givesUp() async throws {
-        let (xeroml, _) = try await makeStore(items: 3, runs: ["r"])
+        let (xeroml, _) = try await makeStore(items: 3, runs: ["r", "s"])
         let memory = MemorySyncServer()
         memory.state.withLock { $0.faults = [503, 503, 503] }
         let report = try await xeroml.sync(to: server, options: options(memory, attempts: 3))
         guard case .failed(let error) = report.results[0].outcome else { Issue.record("\(report.results)"); return }
         #expect(error.isTransient && error.status == 503 && error.message.contains("simulated 503"))
-        #expect(try await xeroml.sync(to: server, options: options(memory)).results[0].outcome == .pushed)
+        guard case .skipped(let reason) = report.results[1].outcome else { Issue.record("\(report.results)"); return }
+        #expect(reason.contains("not tried") && reason.contains("simulated 503"))
+        #expect(memory.state.withLock { $0.requests } == 3)
+        let again = try await xeroml.sync(to: server, options: options(memory))
+        #expect(again.results.map(\.outcome) == [.pushed, .pushed])
     }
 
     @Test("a refused key stops that run's push at once with the server's reason")
