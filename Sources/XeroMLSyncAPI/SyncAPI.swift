@@ -2,7 +2,7 @@ import Foundation
 
 /// The sync protocol between a local XeroML file (the client, `XeroMLSync`) and a team server
 /// (`xeroml-server`): paths, request and response bodies. Both sides compile these types, and
-/// `docs/sync-openapi.yaml` describes the same protocol for other clients.
+/// `docs/sync-openapi.json` (OpenAPI 3) describes the same protocol for other clients.
 ///
 /// A push of one finished run:
 /// 1. `PUT /v1/runs/{runID}` with a ``RunManifest`` (the run and its dataset) → ``RunState``: which

@@ -1,3 +1,0 @@
-import XeroMLTeamServer
-
-print("xeroml-server (sync protocol \(TeamServer.apiVersion))")
