@@ -31,10 +31,15 @@ st="$venv/bin/st"
 [ -x "$st" ] || st="$venv/bin/schemathesis"
 
 # not_a_server_error: no 5xx. The other checks compare answers with the document (status codes,
-# content types, bodies against their schemas).
+# content types, bodies against their schemas). One is left out: a body's runID and index must equal
+# the path's (400 otherwise), which OpenAPI cannot express, so "schema-valid request rejected" would
+# flag every generated mismatch.
+# schemathesis keeps its cache in the current folder: keep it under .build.
+cd "$root/.build"
 exec "$st" run "$root/docs/sync-openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $XEROML_KEY" \
     --checks all \
+    --exclude-checks positive_data_acceptance \
     --max-examples "$examples" \
     --request-timeout 30

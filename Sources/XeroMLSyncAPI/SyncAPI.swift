@@ -407,7 +407,8 @@ public struct APIErrorBody: Codable, Sendable, Hashable, Error {
         /// The HTTP status, repeated.
         public var status: Int
         /// A stable word for programs: `unauthorized`, `not_found`, `too_large`, `invalid`,
-        /// `unsupported_version`, `missing_chunks`, `conflict`, `unavailable`, `internal`.
+        /// `unsupported_version`, `method_not_allowed`, `missing_chunks`, `conflict`, `unavailable`,
+        /// `internal`.
         public var code: String
         /// What went wrong, in a sentence.
         public var message: String

@@ -245,10 +245,27 @@ struct SyncAPIMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
-            let answer = error.status == .notFound
-                ? APIError.notFound("no sync API route \(request.method) \(path)")
-                : APIError(status: 405, code: "not_found", message: "\(request.method) is not served at \(path)")
-            return TeamServer.json(answer.body, status: error.status)
+            let allowed = Self.methods(servedAt: path)
+            guard allowed.isEmpty else {
+                let answer = APIError(status: 405, code: "method_not_allowed",
+                                      message: "\(request.method) is not served at \(path); \(allowed.joined(separator: ", ")) are")
+                var response = TeamServer.json(answer.body, status: .methodNotAllowed)
+                response.headers[.allow] = allowed.joined(separator: ", ")
+                return response
+            }
+            return TeamServer.json(APIError.notFound("no sync API route \(request.method) \(path)").body, status: .notFound)
+        }
+    }
+
+    /// The methods of ``TeamServer/apiRoutes`` whose path template matches `path`.
+    static func methods(servedAt path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return TeamServer.apiRoutes.compactMap { route in
+            let parts = route.split(separator: " ")
+            let template = parts[1].split(separator: "/", omittingEmptySubsequences: true)
+            guard template.count == segments.count,
+                  zip(template, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) else { return nil }
+            return String(parts[0])
         }
     }
 

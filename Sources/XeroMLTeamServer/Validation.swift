@@ -62,6 +62,7 @@ enum Validation {
         for (i, row) in chunk.datasetItems.enumerated() {
             let at = "datasetItems[\(i)]"
             try identifier(row.id, field: "\(at).id")
+            try identifier(row.datasetID, field: "\(at).datasetID")
             if let external = row.externalID { try text(external, field: "\(at).externalID", max: maxKeyLength) }
         }
         for (i, row) in chunk.traces.enumerated() {
@@ -95,13 +96,19 @@ enum Validation {
         }
     }
 
-    /// A row id: 1 to ``maxIDLength`` printable ASCII characters other than `/`, `?`, `#` and `%`
-    /// (ids appear in URLs).
+    /// A row id: 1 to ``maxIDLength`` ASCII letters, digits, `.`, `_`, `:` and `-` (ids appear in
+    /// URLs; client ids are UUIDv7 text). `docs/sync-openapi.json` gives the same pattern.
     static func identifier(_ id: String, field: String) throws {
-        guard !id.isEmpty, id.utf8.count <= maxIDLength,
-              id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?")
-                  && $0 != UInt8(ascii: "#") && $0 != UInt8(ascii: "%") }) else {
-            throw APIError.invalid("\(field) must be 1 to \(maxIDLength) printable ASCII characters without / ? # %", field: field)
+        guard !id.isEmpty, id.utf8.count <= maxIDLength, id.utf8.allSatisfy(isIDByte) else {
+            throw APIError.invalid("\(field) must be 1 to \(maxIDLength) ASCII letters, digits, '.', '_', ':' or '-'", field: field)
+        }
+    }
+
+    private static func isIDByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"): true
+        default: false
         }
     }
 

@@ -165,6 +165,10 @@ struct SyncAPITests {
                 let unknown = try await server.get("/v1/nothing-here", token: key.token)
                 #expect(unknown.status == 404)
                 #expect(unknown.error?.code == "not_found")
+                let method = try await server.send("DELETE", SyncAPI.runPath("r1"), token: key.token)
+                #expect(method.status == 405)
+                #expect(method.error?.code == "method_not_allowed")
+                #expect(method.headers["allow"] == "GET, PUT")
             }
         }
     }
