@@ -17,8 +17,11 @@ import PostgresNIO
 public struct TeamAdmin: Sendable {
     /// A project.
     public struct Project: Sendable, Hashable {
+        /// The project's id.
         public var id: UUID
+        /// Its unique name.
         public var name: String
+        /// When it was created, in microseconds since the epoch.
         public var createdUs: Int64
         /// Keys not revoked.
         public var activeKeys: Int
@@ -26,15 +29,22 @@ public struct TeamAdmin: Sendable {
 
     /// A key, without its secret.
     public struct Key: Sendable, Hashable {
+        /// The public key id (the part between `xrml_` and the secret).
         public var id: String
+        /// The name of the key's project.
         public var project: String
+        /// When it was created, in microseconds since the epoch.
         public var createdUs: Int64
+        /// When a request last used it (updated at most once a minute).
         public var lastUsedUs: Int64?
+        /// When it was revoked, if it was.
         public var revokedUs: Int64?
     }
 
+    /// The database of the projects.
     public let database: TeamDatabase
 
+    /// Administration of `database` (its pool must be running).
     public init(database: TeamDatabase) { self.database = database }
 
     private var client: PostgresClient { database.client }

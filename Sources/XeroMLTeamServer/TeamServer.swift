@@ -40,14 +40,17 @@ public struct TeamServer: Sendable {
     /// The most runs `GET /v1/runs` lists (newest first).
     public static let runListLimit = 10_000
 
+    /// Where runs are stored.
     public let database: TeamDatabase
     /// The server's address as users reach it (`https://evals.example.com`), for run URLs; nil uses
     /// each request's `Host` header over http.
     public let publicURL: String?
     /// How long a request may wait for PostgreSQL before it answers 503.
     public let requestTimeout: Duration
+    /// Where failures of requests are logged.
     public let logger: Logger
 
+    /// A server over `database` (its pool must be running); errors of 5xx answers go to `logger`.
     public init(database: TeamDatabase, publicURL: String? = nil, requestTimeout: Duration = .seconds(15), logger: Logger? = nil) {
         self.database = database
         self.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
