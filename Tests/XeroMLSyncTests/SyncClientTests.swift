@@ -182,7 +182,7 @@ struct SyncClientTests {
         #expect(memory.state.withLock { $0.maxChunkRunItems } <= 7)
         // Indices are 0..<n, each sent once.
         for (_, indices) in memory.state.withLock({ $0.chunkRequests }) {
-            #expect(indices == Array(0..<indices.count))
+            #expect(indices.sorted() == Array(0..<indices.count))
         }
         let status = try await xeroml.syncStatus()
         #expect(status.count == 2)
@@ -213,7 +213,7 @@ struct SyncClientTests {
         }
         #expect(error.isTransient)
         var status = try await xeroml.syncStatus()
-        #expect(status[0].status == .failed && status[0].chunksAcknowledged == 3 && status[0].attempts == 2)
+        #expect(status[0].status == .failed && status[0].chunksAcknowledged == 3 && status[0].attempts >= 2)
         #expect(status[0].lastError?.contains("connection refused") == true)
 
         memory.state.withLock { $0.dieAfterChunks = nil }
