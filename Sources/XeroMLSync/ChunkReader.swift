@@ -50,7 +50,10 @@ public struct ChunkLimits: Sendable, Hashable {
     /// Approximate bytes of JSON per chunk, before compression.
     public var bytes: Int
 
-    public init(runItems: Int = 1_000, rows: Int = 20_000, bytes: Int = 4 << 20) {
+    /// The defaults keep a compressed chunk near 60 KB: measured pushing 100,000 items to a server on
+    /// this machine, URLSession on Linux spent 4.1 s of CPU with 250 items per chunk and 38 s with
+    /// 1,000 (it polls while a larger upload is under way), for the same rows.
+    public init(runItems: Int = 250, rows: Int = 10_000, bytes: Int = 1 << 20) {
         self.runItems = max(1, runItems)
         self.rows = max(1, min(rows, SyncAPI.maxRowsPerChunk))
         self.bytes = max(1, bytes)

@@ -66,10 +66,15 @@ package actor PostgresCluster {
         try await sharedCluster.get()
     }
 
+    /// Whether the server syncs its writes to disk (PostgreSQL's defaults). Tests turn it off for speed;
+    /// benchmarks keep it on, so their figures are those of a real server.
+    package let durable: Bool
+
     /// A cluster not yet created; ``start()`` creates and starts it.
-    package init() throws {
+    package init(durable: Bool = false) throws {
         guard let binaries = Self.binaries else { throw Failure(description: "\(Self.skipReason)") }
         self.binaries = binaries
+        self.durable = durable
         directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("xeroml-pg-\(UUID().uuidString.prefix(12))")
         port = 0
     }
@@ -104,7 +109,8 @@ package actor PostgresCluster {
         var lastError = ""
         for _ in 0..<(keepPort ? 1 : 3) {
             let candidate = keepPort ? port : try Self.freePort()
-            let options = "-p \(candidate) -h 127.0.0.1 -k \(directory.path) -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            let speed = durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            let options = "-p \(candidate) -h 127.0.0.1 -k \(directory.path)\(speed) -c max_connections=200"
             let result = try await runServerProgram(
                 binaries.pgCtl, ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", options, "start"],
                 timeout: .seconds(90))

@@ -1,6 +1,7 @@
 import Foundation
 import XeroML
 import XeroMLSQLite
+import XeroMLSync
 
 /// Release-mode benchmarks with a raw-SQLite baseline measured in the same process, so the ratio holds
 /// even on a noisy machine. Run: `swift run -c release xeroml-bench [core] [--items N] [--rounds R]`;
@@ -40,6 +41,9 @@ struct Benchmark {
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
                                 seed: UInt64(option("--seed", default: 2026))).run()
         case "sync": try await SyncBenchmark(items: items, rounds: rounds, storePath: option("--store")).run()
+        case "sync-client":
+            try await SyncBenchmark.client(path: option("--db") ?? "", server: option("--server") ?? "", run: option("--run") ?? "",
+                                           chunkItems: option("--chunk-items", default: ChunkLimits().runItems))
         case "dashboard":
             let keep = arguments.firstIndex(of: "--keep").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             try await DashboardBenchmark(items: items, rounds: max(rounds, 7), keep: keep).run()
