@@ -83,6 +83,7 @@ public enum Assets {
     button, .button { cursor: pointer; background: var(--accent); color: var(--bg); border-color: var(--accent); padding: 4px 12px;
       border-radius: 4px; text-decoration: none; font-weight: 600; }
     .pager { display: flex; gap: 12px; align-items: center; margin: 12px 0; }
+    form.sign-out { margin: 0; } form.sign-out button { padding: 2px 10px; }
     .charts { display: flex; flex-wrap: wrap; gap: 12px; }
     figure.chart-box { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; }
     figure.chart-box figcaption { font-size: 13px; color: var(--muted); }

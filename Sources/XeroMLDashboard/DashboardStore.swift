@@ -454,6 +454,16 @@ public struct ObservationView: Sendable, Hashable, Codable {
         (promptTokens, completionTokens, totalTokens, cost) = (o.usage.promptTokens, o.usage.completionTokens, o.usage.totalTokens, o.cost)
         (level, statusMessage, startedAt, endedAt) = (o.level.rawValue, o.statusMessage, o.startedAt, o.endedAt)
     }
+
+    /// An observation read from another store (the team server's).
+    public init(id: String, parentID: String?, kind: String, name: String, input: JSONValue?, output: JSONValue?,
+                metadata: JSONValue?, model: String?, modelParameters: JSONValue?, promptTokens: Int?, completionTokens: Int?,
+                totalTokens: Int?, cost: Double?, level: String, statusMessage: String?, startedAt: Date, endedAt: Date?) {
+        (self.id, self.parentID, self.kind, self.name) = (id, parentID, kind, name)
+        (self.input, self.output, self.metadata, self.model, self.modelParameters) = (input, output, metadata, model, modelParameters)
+        (self.promptTokens, self.completionTokens, self.totalTokens, self.cost) = (promptTokens, completionTokens, totalTokens, cost)
+        (self.level, self.statusMessage, self.startedAt, self.endedAt) = (level, statusMessage, startedAt, endedAt)
+    }
 }
 
 /// A trace as shown.
@@ -476,6 +486,14 @@ public struct TraceView: Sendable, Hashable, Codable {
         (input, output, metadata, startedAt, endedAt) = (t.input, t.output, t.metadata, t.startedAt, t.endedAt)
         observations = t.observations.map(ObservationView.init)
         scores = t.scores.map(ScoreView.init)
+    }
+
+    /// A trace read from another store (the team server's).
+    public init(id: String, name: String, kind: String, runID: String?, input: JSONValue?, output: JSONValue?,
+                metadata: JSONValue?, startedAt: Date, endedAt: Date?, observations: [ObservationView], scores: [ScoreView]) {
+        (self.id, self.name, self.kind, self.runID) = (id, name, kind, runID)
+        (self.input, self.output, self.metadata, self.startedAt, self.endedAt) = (input, output, metadata, startedAt, endedAt)
+        (self.observations, self.scores) = (observations, scores)
     }
 }
 

@@ -14,7 +14,12 @@ public enum Pages {
     /// The store's file, shown in the header (set once by the server).
     public struct Context: Sendable {
         public var storeName: String
-        public init(storeName: String) { self.storeName = storeName }
+        /// Where the header's **Sign out** button posts to (a server behind a login); `nil` shows none.
+        public var signOutPath: String?
+        public init(storeName: String, signOutPath: String? = nil) {
+            self.storeName = storeName
+            self.signOutPath = signOutPath
+        }
     }
 
     static func layout(_ context: Context, title: String, crumbs: [(String, Link?)], live: Bool = false, _ body: [HTML]) -> HTML {
@@ -37,7 +42,10 @@ public enum Pages {
                 .element("header", [.class("top")], [
                     .element("nav", [.named("aria-label", "Breadcrumb")], nav),
                     .span("store", context.storeName),
-                ]),
+                ] + (context.signOutPath.map { path in
+                    [HTML.element("form", [.action(Link(path.split(separator: "/").map(String.init))), .named("method", "post"),
+                                           .class("sign-out")], [.submit("Sign out")])]
+                } ?? [])),
                 .element("main", [.id("main")], body),
             ]),
         ]))
@@ -511,6 +519,25 @@ public enum Pages {
     // MARK: Errors
 
     /// A page for a 404 or a 400: what went wrong, and a way home.
+    /// The sign-in page of a server behind a login: a form posting a project key to `action`, with
+    /// `error` (a failed attempt) shown above it.
+    public static func login(error: String?, action: String = "/login", context: Context) -> HTML {
+        layout(context, title: "Sign in", crumbs: [("Sign in", nil)], [
+            .h1("Sign in"),
+            .p("Enter a project key (xrml_…) to see that project's datasets and runs.", cls: "lead"),
+            error.map { .element("p", [.class("bad"), .named("role", "alert")], text: $0) } ?? .empty,
+            .element("form", [.action(Link(action.split(separator: "/").map(String.init))), .named("method", "post"),
+                              .class("filters login")], [
+                .element("label", [], [
+                    .text("Project key "),
+                    .void("input", [.named("type", "password"), .named("name", "key"), .named("autocomplete", "off"),
+                                    .named("required", "required"), .named("size", "48"), .flag("autofocus")]),
+                ]),
+                .submit("Sign in"),
+            ]),
+        ])
+    }
+
     public static func error(status: Int, title: String, message: String, context: Context) -> HTML {
         layout(context, title: title, crumbs: [(title, nil)], [
             .h1(title),

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import Synchronization
 @_spi(Dashboard) public import XeroML
 import XeroMLSQLite
@@ -98,12 +98,12 @@ public final class SQLiteDashboardStore: DashboardStore {
     }
 
     /// The cache key of a finished run; `nil` for a run that may still change.
-    static func key(_ run: RunListing) -> String? {
+    package static func key(_ run: RunListing) -> String? {
         guard run.status == "finished", let finished = run.finishedAt else { return nil }
         return key(id: run.id, finished: finished)
     }
 
-    static func key(id: String, finished: Date) -> String { "\(id)@\(finished.timeIntervalSince1970)" }
+    package static func key(id: String, finished: Date) -> String { "\(id)@\(finished.timeIntervalSince1970)" }
 
     static func scoreMeans(_ db: Connection, runID: String) throws -> [ScoreMean] {
         try db.query("""
@@ -178,22 +178,30 @@ public final class SQLiteDashboardStore: DashboardStore {
         return detail
     }
 
-    static let histogramBins = 20
+    package static let histogramBins = 20
 
     /// What one pass over a run's items gives: latencies, the tasks' usage, error groups, evaluators' usage.
-    struct ItemFigures: Sendable {
-        var run: RunListing
-        var latencies: [Double]
-        var usage: UsageTotals
-        var errors: [ErrorGroup]
-        var evaluatorUsage: UsageTotals
+    package struct ItemFigures: Sendable {
+        package var run: RunListing
+        package var latencies: [Double]
+        package var usage: UsageTotals
+        package var errors: [ErrorGroup]
+        package var evaluatorUsage: UsageTotals
+
+        package init(run: RunListing, latencies: [Double], usage: UsageTotals, errors: [ErrorGroup], evaluatorUsage: UsageTotals) {
+            (self.run, self.latencies, self.usage, self.errors, self.evaluatorUsage) = (run, latencies, usage, errors, evaluatorUsage)
+        }
     }
 
     /// What one pass over a run's score index gives: summaries, histograms; and the run-level scores.
-    struct ScoreFigures: Sendable {
-        var summaries: [ScoreSummaryView]
-        var histograms: [Histogram]
-        var runScores: [ScoreView]
+    package struct ScoreFigures: Sendable {
+        package var summaries: [ScoreSummaryView]
+        package var histograms: [Histogram]
+        package var runScores: [ScoreView]
+
+        package init(summaries: [ScoreSummaryView], histograms: [Histogram], runScores: [ScoreView]) {
+            (self.summaries, self.histograms, self.runScores) = (summaries, histograms, runScores)
+        }
     }
 
     static func itemFigures(_ db: Connection, run: RunListing) throws -> ItemFigures {
@@ -294,7 +302,7 @@ public final class SQLiteDashboardStore: DashboardStore {
         return ScoreFigures(summaries: summaries, histograms: histograms, runScores: runScores)
     }
 
-    static func detail(_ items: ItemFigures, _ scores: ScoreFigures) -> RunDetail {
+    package static func detail(_ items: ItemFigures, _ scores: ScoreFigures) -> RunDetail {
         var run = items.run
         run.scores = scores.summaries.compactMap { s in
             guard let mean = s.mean else { return nil }
@@ -309,7 +317,7 @@ public final class SQLiteDashboardStore: DashboardStore {
             evaluatorUsage: UsageView(items.evaluatorUsage), runScores: scores.runScores, errors: items.errors)
     }
 
-    static func summary(name: String, sortedValues v: [Double], booleans: Int, numerics: Int, unscored: Int, others: Int) -> ScoreSummaryView {
+    package static func summary(name: String, sortedValues v: [Double], booleans: Int, numerics: Int, unscored: Int, others: Int) -> ScoreSummaryView {
         let kinds = [numerics > 0 ? "numeric" : nil, booleans > 0 ? "boolean" : nil, others > 0 ? "categorical" : nil].compactMap { $0 }
         var s = ScoreSummaryView(name: name, dataType: kinds.count == 1 ? kinds[0] : (kinds.isEmpty ? "unscored" : "mixed"),
                                  count: v.count, unscored: unscored, mean: nil, standardDeviation: nil, low: nil, high: nil,
@@ -330,7 +338,7 @@ public final class SQLiteDashboardStore: DashboardStore {
         return s
     }
 
-    static func histogram(name: String, sortedValues v: [Double], boolean: Bool) -> Histogram? {
+    package static func histogram(name: String, sortedValues v: [Double], boolean: Bool) -> Histogram? {
         guard let low = v.first, let high = v.last else { return nil }
         if boolean {
             let passes = v.count - (v.firstIndex { $0 != 0 } ?? v.count) // sorted: zeros first
@@ -568,13 +576,13 @@ public final class SQLiteDashboardStore: DashboardStore {
     }
 
     /// A compared item that passed the filter: its index in the comparison and its label.
-    struct MatchedItem: Sendable {
-        var index: Int
-        var label: String
+    package struct MatchedItem: Sendable {
+        package var index: Int
+        package var label: String
     }
 
     /// Filters and orders the compared items, in one pass without per-item allocations.
-    static func match(_ comparison: RunComparison, query: CompareQuery) -> [MatchedItem] {
+    package static func match(_ comparison: RunComparison, query: CompareQuery) -> [MatchedItem] {
         let names = comparison.scores.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         var matched: [(item: MatchedItem, change: Double)] = []
         for (index, item) in comparison.items.enumerated() {
@@ -625,15 +633,7 @@ public final class SQLiteDashboardStore: DashboardStore {
     }
 
     func page(of comparison: RunComparison, cacheKey: String?, runs: [RunListing], query: CompareQuery) async throws -> ComparisonPage {
-        let scores = comparison.scores.map { s in
-            ScoreComparisonView(
-                name: s.name, run: s.candidate + 1, isBoolean: s.isBoolean, lowerIsBetter: s.lowerIsBetter,
-                baselineMean: s.baselineMean, candidateMean: s.candidateMean, pairs: s.pairs, difference: s.meanDifference,
-                low: s.bootstrapInterval95?.lowerBound, high: s.bootstrapInterval95?.upperBound, pValue: s.pValue,
-                improved: s.count(.improved), regressed: s.count(.regressed), unchanged: s.count(.unchanged) + s.count(.withinNoise),
-                verdict: s.significantRegression ? "significant regression"
-                    : s.significantImprovement ? "significant improvement" : "within noise")
-        }
+        let scores = Self.scoreViews(comparison)
         // The items that pass the filter, in the asked order: computed once per comparison, filter and
         // sort while the comparison is cached, so paging through them costs only the page.
         let orderKey = cacheKey.map { "\($0)|\(query.filter.rawValue)|\(query.sort.rawValue)" }
@@ -644,12 +644,28 @@ public final class SQLiteDashboardStore: DashboardStore {
             ordered = Self.match(comparison, query: query)
             if let orderKey { orders.withLock { $0[orderKey] = ordered } }
         }
-        let matching = ordered.map { (item: comparison.items[$0.index], label: $0.label) }
-        let start = min(matching.count, (query.page - 1) * query.pageSize)
-        let slice = Array(matching[start..<min(matching.count, start + query.pageSize)])
-        let datasetIDs = slice.map(\.item.datasetItemID)
-        let multiRepetitionIDs = slice.flatMap { $0.item.outcomes.compactMap { $0 }.filter { $0.repetitions > 1 }.flatMap(\.runItemIDs) }
-        let (texts, outputs) = try await xeroml.read { db -> ([String: (JSONValue?, JSONValue?)], [String: String]) in
+        let xeroml = self.xeroml
+        return try await Self.comparisonPage(of: comparison, runs: runs, query: query, scores: scores, ordered: ordered) { datasetIDs, multiRepetitionIDs in
+            try await Self.comparisonTexts(xeroml, datasetIDs: datasetIDs, runItemIDs: multiRepetitionIDs)
+        }
+    }
+
+    /// The comparison's score rows as the page shows them.
+    package static func scoreViews(_ comparison: RunComparison) -> [ScoreComparisonView] {
+        comparison.scores.map { s in
+            ScoreComparisonView(
+                name: s.name, run: s.candidate + 1, isBoolean: s.isBoolean, lowerIsBetter: s.lowerIsBetter,
+                baselineMean: s.baselineMean, candidateMean: s.candidateMean, pairs: s.pairs, difference: s.meanDifference,
+                low: s.bootstrapInterval95?.lowerBound, high: s.bootstrapInterval95?.upperBound, pValue: s.pValue,
+                improved: s.count(.improved), regressed: s.count(.regressed), unchanged: s.count(.unchanged) + s.count(.withinNoise),
+                verdict: s.significantRegression ? "significant regression"
+                    : s.significantImprovement ? "significant improvement" : "within noise")
+        }
+    }
+
+    static func comparisonTexts(_ xeroml: XeroML, datasetIDs: [String], runItemIDs multiRepetitionIDs: [String]) async throws
+        -> ([String: (JSONValue?, JSONValue?)], [String: String]) {
+        try await xeroml.read { db -> ([String: (JSONValue?, JSONValue?)], [String: String]) in
             var texts: [String: (JSONValue?, JSONValue?)] = [:]
             if !datasetIDs.isEmpty {
                 for (id, input, expected) in try db.query(
@@ -669,6 +685,20 @@ public final class SQLiteDashboardStore: DashboardStore {
             }
             return (texts, outputs)
         }
+    }
+
+    /// One page of a comparison: the items of `ordered` on the asked page, with their dataset texts
+    /// and, for items run several times, each repetition's output (both from `fetch`).
+    package static func comparisonPage(
+        of comparison: RunComparison, runs: [RunListing], query: CompareQuery, scores: [ScoreComparisonView], ordered: [MatchedItem],
+        fetch: (_ datasetItemIDs: [String], _ runItemIDs: [String]) async throws -> ([String: (JSONValue?, JSONValue?)], [String: String])
+    ) async throws -> ComparisonPage {
+        let matching = ordered.map { (item: comparison.items[$0.index], label: $0.label) }
+        let start = min(matching.count, (query.page - 1) * query.pageSize)
+        let slice = Array(matching[start..<min(matching.count, start + query.pageSize)])
+        let datasetIDs = slice.map(\.item.datasetItemID)
+        let multiRepetitionIDs = slice.flatMap { $0.item.outcomes.compactMap { $0 }.filter { $0.repetitions > 1 }.flatMap(\.runItemIDs) }
+        let (texts, outputs) = try await fetch(datasetIDs, multiRepetitionIDs)
         let rows = slice.map { entry -> CompareItemRow in
             let cells = entry.item.outcomes.enumerated().map { index, outcome -> CompareCell? in
                 guard let outcome else { return nil }
@@ -706,7 +736,7 @@ func milliseconds(_ d: Duration) -> Double {
     Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
 }
 
-func date(_ microseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(microseconds) / 1_000_000) }
+package func date(_ microseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(microseconds) / 1_000_000) }
 
 extension Optional {
     func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
@@ -718,14 +748,14 @@ extension Optional {
 }
 
 /// A small cache that forgets its oldest entry when full.
-struct Cache<Value> {
+package struct Cache<Value> {
     let capacity: Int
     private var values: [String: Value] = [:]
     private var order: [String] = []
 
-    init(capacity: Int) { self.capacity = capacity }
+    package init(capacity: Int) { self.capacity = capacity }
 
-    subscript(key: String?) -> Value? {
+    package subscript(key: String?) -> Value? {
         get { key.flatMap { values[$0] } }
         set {
             guard let key, let newValue else { return }

@@ -20,13 +20,30 @@ public import XeroMLDashboard
 ///
 /// ## Topics
 /// - ``init(store:storeName:logger:)``
+/// - ``init(context:loginPath:logger:scope:)``
 /// - ``router()``
+/// - ``mount(on:with:)``
 /// - ``application(host:port:onRunning:)``
 /// - ``contentSecurityPolicy``
 public struct DashboardServer: Sendable {
-    public let store: any DashboardStore
+    /// What one request reads: a store, and the context its pages show (the header's name).
+    public struct Scope: Sendable {
+        public var store: any DashboardStore
+        public var context: Pages.Context
+        public init(store: any DashboardStore, context: Pages.Context) { (self.store, self.context) = (store, context) }
+    }
+
+    /// The scope of a request; `nil` when the request may not read anything (no valid session): pages
+    /// then redirect to ``loginPath`` and the JSON API answers 401.
+    public typealias ScopeProvider = @Sendable (Request) async throws -> Scope?
+
+    /// The scope of each request.
+    public let scope: ScopeProvider
+    /// The context of pages that have no scope (errors before one is known).
     public let context: Pages.Context
     public let logger: Logger
+    /// Where a page request without a scope is redirected.
+    public let loginPath: String
 
     /// The policy sent with every response.
     public static let contentSecurityPolicy =
@@ -35,57 +52,93 @@ public struct DashboardServer: Sendable {
 
     /// Serves `store`; `storeName` is shown in every page's header.
     public init(store: any DashboardStore, storeName: String, logger: Logger? = nil) {
-        self.store = store
-        self.context = Pages.Context(storeName: storeName)
+        let context = Pages.Context(storeName: storeName)
+        let scope = Scope(store: store, context: context)
+        self.init(context: context, logger: logger) { _ in scope }
+    }
+
+    /// Serves the store `scope` gives each request (a server that keeps several projects, behind a login).
+    public init(context: Pages.Context, loginPath: String = "/login", logger: Logger? = nil, scope: @escaping ScopeProvider) {
+        self.scope = scope
+        self.context = context
+        self.loginPath = loginPath
         self.logger = logger ?? Logger(label: "xeroml.ui", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
-    /// The routes, with the error and security-header middleware.
+    /// The routes, with the error and security-header middleware (which also answers unknown paths).
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: DashboardMiddleware(context: context, logger: logger))
-        let store = self.store
-        let context = self.context
+        router.add(middleware: DashboardMiddleware(context: context, loginPath: loginPath, logger: logger))
+        addRoutes(to: router)
+        return router
+    }
+
+    /// Adds the pages, the JSON API and the assets to `router` inside a group of their own, with the
+    /// error and security-header middleware on that group only (so other routes of `router`, such as
+    /// an API of another kind, keep their own error answers).
+    /// `routes` adds more routes to the same group (a login page, say), so they get the same headers
+    /// and error pages.
+    public func mount(on router: Router<BasicRequestContext>, with routes: (RouterGroup<BasicRequestContext>) -> Void = { _ in }) {
+        let group = router.group().add(middleware: DashboardMiddleware(context: context, loginPath: loginPath, logger: logger))
+        routes(group)
+        addRoutes(to: group)
+    }
+
+    /// An HTML response of `page` (no caching).
+    public static func htmlResponse(_ page: HTML, status: HTTPResponse.Status = .ok) -> Response { html(page, status: status) }
+
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
+        let provider = self.scope
+        @Sendable func scope(_ request: Request) async throws -> Scope {
+            guard let scope = try await provider(request) else { throw Unauthenticated() }
+            return scope
+        }
 
         // Pages.
-        router.get("/") { _, _ in
-            try await html(Pages.home(store.home(), context: context))
+        router.get("/") { request, _ in
+            let scope = try await scope(request)
+            return try await html(Pages.home(scope.store.home(), context: scope.context))
         }
         router.get("/datasets/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
             let query = QueryParameters(queryString: request.uri.query)
             let itemsQuery = DatasetItemsQuery(version: query["version"] == nil ? nil : try query.int("version", default: 0, range: 0...Int(Int32.max)),
                                                search: query["q"], page: try query.int("page", default: 1, range: 1...1_000_000))
-            guard let data = try await store.dataset(id: id, query: itemsQuery) else { throw NotFound("dataset \(id)") }
-            return html(Pages.dataset(data, query: query, context: context))
+            guard let data = try await scope.store.dataset(id: id, query: itemsQuery) else { throw NotFound("dataset \(id)") }
+            return html(Pages.dataset(data, query: query, context: scope.context))
         }
         router.get("/runs/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
             let query = QueryParameters(queryString: request.uri.query)
             let itemsQuery = try query.itemsQuery()
-            async let detail = store.run(id: id)
-            async let items = store.items(runID: id, query: itemsQuery)
+            async let detail = scope.store.run(id: id)
+            async let items = scope.store.items(runID: id, query: itemsQuery)
             guard let detail = try await detail, let items = try await items else { throw NotFound("run \(id)") }
-            return html(Pages.run(detail, items: items, query: query, context: context))
+            return html(Pages.run(detail, items: items, query: query, context: scope.context))
         }
-        router.get("/items/:id") { _, requestContext in
+        router.get("/items/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
-            guard let detail = try await store.item(id: id) else { throw NotFound("run item \(id)") }
-            return html(Pages.trace(detail, context: context))
+            guard let detail = try await scope.store.item(id: id) else { throw NotFound("run item \(id)") }
+            return html(Pages.trace(detail, context: scope.context))
         }
-        router.get("/traces/:id") { _, requestContext in
+        router.get("/traces/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
-            guard let detail = try await store.trace(id: id) else { throw NotFound("trace \(id)") }
-            return html(Pages.trace(detail, context: context))
+            guard let detail = try await scope.store.trace(id: id) else { throw NotFound("trace \(id)") }
+            return html(Pages.trace(detail, context: scope.context))
         }
         router.get("/compare") { request, _ in
+            let scope = try await scope(request)
             let query = QueryParameters(queryString: request.uri.query)
             let (runs, baseline) = try query.compareRuns()
             let compareQuery = try query.compareQuery()
-            guard let page = try await store.comparison(runIDs: runs, baseline: baseline, query: compareQuery) else {
+            guard let page = try await scope.store.comparison(runIDs: runs, baseline: baseline, query: compareQuery) else {
                 throw NotFound("one of the runs")
             }
-            return html(Pages.compare(page, query: query, context: context))
+            return html(Pages.compare(page, query: query, context: scope.context))
         }
 
         // Static assets.
@@ -93,52 +146,58 @@ public struct DashboardServer: Sendable {
         router.get("/assets/dashboard.js") { _, _ in asset(Assets.script, type: "text/javascript; charset=utf-8") }
 
         // JSON API.
-        router.get("/api/datasets") { _, _ in try await json(store.home().datasets) }
+        router.get("/api/datasets") { request, _ in try await json(scope(request).store.home().datasets) }
         router.get("/api/datasets/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
             let query = QueryParameters(queryString: request.uri.query)
             let itemsQuery = DatasetItemsQuery(version: query["version"] == nil ? nil : try query.int("version", default: 0, range: 0...Int(Int32.max)),
                                                search: query["q"], page: try query.int("page", default: 1, range: 1...1_000_000),
                                                pageSize: try query.int("limit", default: 50, range: 1...500))
-            guard let data = try await store.dataset(id: id, query: itemsQuery) else { throw NotFound("dataset \(id)") }
+            guard let data = try await scope.store.dataset(id: id, query: itemsQuery) else { throw NotFound("dataset \(id)") }
             return try json(data)
         }
-        router.get("/api/runs") { _, _ in try await json(store.home().runs) }
-        router.get("/api/runs/:id") { _, requestContext in
+        router.get("/api/runs") { request, _ in try await json(scope(request).store.home().runs) }
+        router.get("/api/runs/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
-            guard let detail = try await store.run(id: id) else { throw NotFound("run \(id)") }
+            guard let detail = try await scope.store.run(id: id) else { throw NotFound("run \(id)") }
             return try json(detail)
         }
         router.get("/api/runs/:id/items") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
             let query = try QueryParameters(queryString: request.uri.query).itemsQuery()
-            guard let page = try await store.items(runID: id, query: query) else { throw NotFound("run \(id)") }
+            guard let page = try await scope.store.items(runID: id, query: query) else { throw NotFound("run \(id)") }
             return try json(page)
         }
-        router.get("/api/runs/:id/progress") { _, requestContext in
+        router.get("/api/runs/:id/progress") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
-            guard let progress = try await store.progress(runID: id) else { throw NotFound("run \(id)") }
+            guard let progress = try await scope.store.progress(runID: id) else { throw NotFound("run \(id)") }
             return try json(progress)
         }
-        router.get("/api/items/:id") { _, requestContext in
+        router.get("/api/items/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
-            guard let detail = try await store.item(id: id) else { throw NotFound("run item \(id)") }
+            guard let detail = try await scope.store.item(id: id) else { throw NotFound("run item \(id)") }
             return try json(detail)
         }
-        router.get("/api/traces/:id") { _, requestContext in
+        router.get("/api/traces/:id") { request, requestContext in
+            let scope = try await scope(request)
             let id = try pathID(requestContext)
-            guard let detail = try await store.trace(id: id) else { throw NotFound("trace \(id)") }
+            guard let detail = try await scope.store.trace(id: id) else { throw NotFound("trace \(id)") }
             return try json(detail)
         }
         router.get("/api/compare") { request, _ in
+            let scope = try await scope(request)
             let query = QueryParameters(queryString: request.uri.query)
             let (runs, baseline) = try query.compareRuns()
-            guard let page = try await store.comparison(runIDs: runs, baseline: baseline, query: try query.compareQuery()) else {
+            guard let page = try await scope.store.comparison(runIDs: runs, baseline: baseline, query: try query.compareQuery()) else {
                 throw NotFound("one of the runs")
             }
             return try json(page)
         }
-        return router
     }
 
     /// An application serving the dashboard on `host`:`port` (port 0 picks a free port);
@@ -160,6 +219,9 @@ public struct DashboardServer: Sendable {
         return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 }
+
+/// A request without a scope (no valid session): a redirect to the login page, 401 under `/api/`.
+struct Unauthenticated: Error {}
 
 /// An unknown dataset, run, item or trace: a 404.
 struct NotFound: Error {
@@ -199,6 +261,7 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
 /// every response.
 struct DashboardMiddleware<Context: RequestContext>: RouterMiddleware {
     let context: Pages.Context
+    let loginPath: String
     let logger: Logger
 
     struct ErrorBody: Encodable {
@@ -218,8 +281,16 @@ struct DashboardMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, requestContext)
         } catch {
             let api = request.uri.path.hasPrefix("/api/") || request.uri.path == "/api"
+            if error is Unauthenticated, !api {
+                var redirect = Response(status: .seeOther, headers: [.location: loginPath, .cacheControl: "no-store"])
+                redirect.headers[.contentSecurityPolicy] = DashboardServer.contentSecurityPolicy
+                redirect.headers[.xContentTypeOptions] = "nosniff"
+                return redirect
+            }
             let (status, title, message, parameter): (HTTPResponse.Status, String, String, String?)
             switch error {
+            case is Unauthenticated:
+                (status, title, message, parameter) = (.unauthorized, "Sign in", "Sign in with a project key first.", nil)
             case let error as DashboardError:
                 (status, title, message, parameter) = (.badRequest, "Bad request", "\(error.parameter): \(error.message)", error.parameter)
             case let error as NotFound:
