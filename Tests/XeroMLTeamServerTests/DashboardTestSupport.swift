@@ -5,200 +5,34 @@ import Testing
 @_spi(Dashboard) import XeroML
 import XeroMLSQLite
 import XeroMLTeamServer
+import Synchronization
+import XeroMLTesting
 
-/// A throwaway PostgreSQL cluster for the dashboard's tests: `initdb` and `pg_ctl` (as the `postgres`
-/// user when run as root), trust authentication on 127.0.0.1, a free port; one per test process.
-actor DashboardCluster {
-    static let shared = DashboardCluster()
+/// Databases for the dashboard's tests, on the test process's shared PostgreSQL cluster, migrated by
+/// the team server's own migrations plus the dashboard's indexes.
+enum DashboardCluster {
+    static let available = PostgresCluster.isAvailable
+    static let skipReason = PostgresCluster.skipReason
+    static let counter = Mutex(0)
 
-    struct Binaries { var initdb: URL; var pgCtl: URL }
-
-    static let binaries: Binaries? = {
-        var folders = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        if let versions = try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql") {
-            folders += versions.sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin" }
-        }
-        func find(_ name: String) -> URL? {
-            folders.lazy.map { URL(fileURLWithPath: $0).appendingPathComponent(name) }
-                .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-        }
-        guard let initdb = find("initdb"), let pgCtl = find("pg_ctl") else { return nil }
-        return Binaries(initdb: initdb, pgCtl: pgCtl)
-    }()
-
-    /// Whether the tests can start PostgreSQL here; when not, they are skipped with this reason.
-    static let available = binaries != nil
-    static let skipReason: Comment = "PostgreSQL's initdb and pg_ctl are not installed (Debian: postgresql); the team dashboard tests are skipped"
-
-    private var port: Int?
-    private var directory: URL?
-    private var databases = 0
-
-    /// Starts the cluster on first use; returns its port.
-    func start() async throws -> Int {
-        if let port { return port }
-        guard let binaries = Self.binaries else { throw ClusterError("PostgreSQL binaries not found") }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xeroml-pgdash-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let data = directory.appendingPathComponent("data")
-        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        let asRoot = getuid() == 0
-        if asRoot {
-            try Self.run(URL(fileURLWithPath: "/bin/chown"), ["-R", "postgres", directory.path], timeout: 10)
-        }
-        func server(_ tool: URL, _ arguments: [String]) throws {
-            if asRoot {
-                try Self.run(URL(fileURLWithPath: "/usr/sbin/runuser"), ["-u", "postgres", "--", tool.path] + arguments, timeout: 60)
-            } else {
-                try Self.run(tool, arguments, timeout: 60)
-            }
-        }
-        try server(binaries.initdb, ["-D", data.path, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
-        var lastError: (any Error)?
-        for _ in 0..<5 {
-            let candidate = Int.random(in: 20_000...60_000)
-            do {
-                try server(binaries.pgCtl, ["-D", data.path, "-w", "-t", "30", "-l", directory.appendingPathComponent("log").path,
-                                            "-o", "-p \(candidate) -k \(directory.path) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
-                self.port = candidate
-                self.directory = directory
-                atexit { DashboardCluster.stopAtExit() }
-                Self.stopInfo.withLock { $0 = (binaries.pgCtl, data, asRoot) }
-                return candidate
-            } catch {
-                lastError = error
-            }
-        }
-        throw lastError ?? ClusterError("could not start PostgreSQL")
-    }
-
-    static let stopInfo = Locked<(URL, URL, Bool)?>(nil)
-
-    static func stopAtExit() {
-        guard let (pgCtl, data, asRoot) = stopInfo.withLock({ $0 }) else { return }
-        let arguments = ["-D", data.path, "-m", "immediate", "-w", "-t", "20", "stop"]
-        if asRoot {
-            try? run(URL(fileURLWithPath: "/usr/sbin/runuser"), ["-u", "postgres", "--", pgCtl.path] + arguments, timeout: 30)
-        } else {
-            try? run(pgCtl, arguments, timeout: 30)
-        }
-        try? FileManager.default.removeItem(at: data.deletingLastPathComponent())
-    }
-
-    /// A new, empty database with the team server's tables; returns a client to it (running until `body` returns).
-    func withDatabase<T: Sendable>(_ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        let port = try await start()
-        databases += 1
-        let name = "dash_\(getpid())_\(databases)"
-        let admin = PostgresClient(configuration: Self.configuration(port: port, database: "postgres"))
-        let client = PostgresClient(configuration: Self.configuration(port: port, database: name))
+    /// A new database with the team server's tables; `body` gets a client to it.
+    static func withDatabase<T: Sendable>(_ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let cluster = try await PostgresCluster.shared()
+        let n = counter.withLock { $0 += 1; return $0 }
+        let url = try await cluster.createDatabase("dashboard_\(getpid())_\(n)")
+        let database = try TeamDatabase(url: url, maximumConnections: 8)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await admin.run() }
-            group.addTask { await client.run() }
+            group.addTask { await database.run() }
             defer { group.cancelAll() }
-            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
-            try await TeamSchema.create(client)
-            return try await body(client)
+            try await database.migrate()
+            for statement in DashboardIndexes.statements { try await database.client.query(PostgresQuery(unsafeSQL: statement)) }
+            return try await body(database.client)
         }
-    }
-
-    static func configuration(port: Int, database: String) -> PostgresClient.Configuration {
-        PostgresClient.Configuration(host: "127.0.0.1", port: port, username: "postgres", password: nil, database: database, tls: .disable)
-    }
-
-    @discardableResult
-    static func run(_ executable: URL, _ arguments: [String], timeout: TimeInterval) throws -> String {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline {
-                process.terminate()
-                throw ClusterError("\(executable.lastPathComponent) did not finish within \(Int(timeout)) s")
-            }
-            usleep(20_000)
-        }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw ClusterError("\(executable.lastPathComponent) \(arguments.joined(separator: " ")) failed: \(text)")
-        }
-        return text
     }
 }
 
-struct ClusterError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A value behind a lock, for the exit handler.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.lock(); defer { lock.unlock() }; return body(&value) }
-}
-
-/// The team server's tables as the sync contract describes them, and the dashboard's indexes.
+/// Projects and keys written straight into the team server's tables.
 enum TeamSchema {
-    static let tables = [
-        "CREATE TABLE projects (id uuid PRIMARY KEY, name text UNIQUE NOT NULL, created_us bigint NOT NULL)",
-        """
-        CREATE TABLE api_keys (id text PRIMARY KEY, project_id uuid NOT NULL REFERENCES projects, secret_hash bytea NOT NULL,
-            created_us bigint NOT NULL, revoked_us bigint, last_used_us bigint)
-        """,
-        """
-        CREATE TABLE sessions (token_hash bytea PRIMARY KEY, project_id uuid NOT NULL REFERENCES projects, key_id text NOT NULL,
-            expires_us bigint NOT NULL)
-        """,
-        """
-        CREATE TABLE datasets (project_id uuid NOT NULL, id text NOT NULL, name text NOT NULL, description text, metadata text,
-            version int NOT NULL, created_us bigint NOT NULL, PRIMARY KEY (project_id, id), UNIQUE (project_id, name))
-        """,
-        """
-        CREATE TABLE dataset_items (project_id uuid NOT NULL, id text NOT NULL, dataset_id text NOT NULL, item_key text NOT NULL,
-            external_id text, input text NOT NULL, expected_output text, metadata text, created_us bigint NOT NULL,
-            PRIMARY KEY (project_id, id), UNIQUE (project_id, dataset_id, item_key))
-        """,
-        """
-        CREATE TABLE experiment_runs (project_id uuid NOT NULL, id text NOT NULL, dataset_id text, dataset_version int,
-            name text NOT NULL, description text, metadata text, status text NOT NULL, configuration text, created_us bigint NOT NULL,
-            finished_us bigint, committed_us bigint, chunk_count int, run_item_count int, PRIMARY KEY (project_id, id))
-        """,
-        """
-        CREATE TABLE traces (project_id uuid NOT NULL, id text NOT NULL, run_id text NOT NULL, name text NOT NULL, kind text NOT NULL,
-            input text, output text, metadata text, started_us bigint NOT NULL, ended_us bigint, PRIMARY KEY (project_id, id))
-        """,
-        """
-        CREATE TABLE observations (project_id uuid NOT NULL, id text NOT NULL, run_id text NOT NULL, trace_id text NOT NULL,
-            parent_id text, kind text NOT NULL, name text NOT NULL, input text, output text, metadata text, model text,
-            model_parameters text, prompt_tokens bigint, completion_tokens bigint, total_tokens bigint, cost double precision,
-            level text NOT NULL, status_message text, started_us bigint NOT NULL, ended_us bigint, PRIMARY KEY (project_id, id))
-        """,
-        """
-        CREATE TABLE run_items (project_id uuid NOT NULL, id text NOT NULL, run_id text NOT NULL, dataset_item_id text,
-            repetition bigint NOT NULL, input text, expected_output text, metadata text, output text, error text,
-            latency_ms double precision NOT NULL, attempts bigint NOT NULL, generations bigint NOT NULL, prompt_tokens bigint NOT NULL,
-            completion_tokens bigint NOT NULL, total_tokens bigint NOT NULL, cost double precision, trace_id text,
-            started_us bigint NOT NULL, PRIMARY KEY (project_id, id))
-        """,
-        """
-        CREATE TABLE scores (project_id uuid NOT NULL, id text NOT NULL, run_id text NOT NULL, run_item_id text, trace_id text,
-            observation_id text, name text NOT NULL, data_type text NOT NULL, value double precision, string_value text,
-            comment text, source text NOT NULL, evaluator text, created_us bigint NOT NULL, PRIMARY KEY (project_id, id))
-        """,
-    ]
-
-    static func create(_ client: PostgresClient) async throws {
-        for statement in tables + DashboardIndexes.statements { try await client.query(PostgresQuery(unsafeSQL: statement)) }
-    }
-
     /// Adds a project; returns its id.
     static func addProject(_ client: PostgresClient, name: String) async throws -> UUID {
         let id = UUID()
