@@ -187,6 +187,8 @@ extension TeamDatabase {
             "CREATE INDEX scores_run_name ON scores (project_id, run_id, name)",
             "CREATE INDEX scores_run_item ON scores (project_id, run_item_id)",
         ]),
+        // The orders and filters of the dashboard's pages (``DashboardIndexes``).
+        TeamMigration(version: 2, name: "dashboard indexes", statements: DashboardIndexes.statements),
     ]
 
     /// The newest schema version this server knows.

@@ -25,7 +25,7 @@ import XeroMLSyncAPI
 /// ## Topics
 /// - ``init(database:publicURL:requestTimeout:logger:)``
 /// - ``addAPIRoutes(to:)``
-/// - ``router()``
+/// - ``router(dashboard:)``
 /// - ``application(host:port:onRunning:)``
 /// - ``apiVersion``
 public struct TeamServer: Sendable {
@@ -58,14 +58,17 @@ public struct TeamServer: Sendable {
         self.logger = logger ?? Logger(label: "xeroml.server", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
-    /// A router with the `/v1` API only.
-    public func router() -> Router<BasicRequestContext> {
+    /// A router with the `/v1` API, and with `dashboard` the dashboard's pages behind its sign-in.
+    public func router(dashboard: Bool = true) -> Router<BasicRequestContext> {
         let router = Router()
         addAPIRoutes(to: router)
+        if dashboard {
+            TeamDashboard(client: database.client, secureCookie: publicURL?.hasPrefix("https://") == true).mount(on: router)
+        }
         return router
     }
 
-    /// An application serving ``router()`` on `host`:`port` (0 picks a free port); `onRunning` receives
+    /// An application serving ``router(dashboard:)`` on `host`:`port` (0 picks a free port); `onRunning` receives
     /// the bound port once the server listens.
     public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Synchronization
 import Testing
 import XeroML
@@ -85,6 +88,17 @@ struct SyncEndToEndTests {
 
             let status = try await Self.xeroml(["sync", "status", "--db", file, "--server", proxy.baseURL.absoluteString], key: key)
             #expect(status.stdout.components(separatedBy: "synced").count - 1 >= 2, "\(status.stdout)")
+
+            // The team dashboard: signed in with the project key, both runs are listed once and open.
+            let form = "key=" + key.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let cookie = try #require(try await signIn(base: base, form: form), "sign-in set no cookie")
+            let home = try await endpoint.send("GET", "/", headers: ["Cookie": cookie])
+            #expect(home.status == 200)
+            for run in runs {
+                #expect(home.text.components(separatedBy: "/runs/\(run.id)\"").count - 1 == 1, "run \(run.name) listed once")
+                let page = try await endpoint.send("GET", "/runs/\(run.id)", headers: ["Cookie": cookie])
+                #expect(page.status == 200 && page.text.contains(run.name))
+            }
         }
     }
 
@@ -194,6 +208,26 @@ struct SyncEndToEndTests {
         #expect(try await count("SELECT count(*) FROM scores", in: databaseURL) == 2 * items)
         await second.stop()
     }
+}
+
+/// Posts the sign-in form without following the redirect that answers it; the session cookie it sets.
+func signIn(base: String, form: String) async throws -> String? {
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+            completionHandler(nil)
+        }
+    }
+    var request = URLRequest(url: URL(string: base + "/login")!)
+    request.httpMethod = "POST"
+    request.timeoutInterval = 30
+    request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+    request.httpBody = Data(form.utf8)
+    let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+    defer { session.finishTasksAndInvalidate() }
+    let (_, response) = try await session.data(for: request)
+    let header = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Set-Cookie")
+    return header?.split(separator: ";").first.map(String.init)
 }
 
 func firstMatch(_ pattern: String, in text: String) -> String? {
