@@ -40,10 +40,14 @@ struct Benchmark {
             StatisticsBenchmark(simulations: option("--simulations", default: 40_000),
                                 bootstrapSimulations: option("--bootstrap-simulations", default: 2_000),
                                 seed: UInt64(option("--seed", default: 2026))).run()
-        case "sync": try await SyncBenchmark(items: items, rounds: rounds, storePath: option("--store")).run()
+        case "sync":
+            try await SyncBenchmark(items: items, rounds: rounds, storePath: option("--store"),
+                                    concurrency: option("--concurrency", default: SyncOptions().concurrency),
+                                    chunkItems: option("--chunk-items", default: ChunkLimits().runItems)).run()
         case "sync-client":
             try await SyncBenchmark.client(path: option("--db") ?? "", server: option("--server") ?? "", run: option("--run") ?? "",
-                                           chunkItems: option("--chunk-items", default: ChunkLimits().runItems))
+                                           chunkItems: option("--chunk-items", default: ChunkLimits().runItems),
+                                           concurrency: option("--concurrency", default: SyncOptions().concurrency))
         case "dashboard":
             let keep = arguments.firstIndex(of: "--keep").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             try await DashboardBenchmark(items: items, rounds: max(rounds, 7), keep: keep).run()

@@ -16,6 +16,9 @@ struct SyncBenchmark {
     let rounds: Int
     /// A store made by an earlier run of this benchmark, kept at this path (made there when missing).
     var storePath: String?
+    /// Chunks on the wire at once, and run items per chunk, end to end.
+    var concurrency = SyncOptions().concurrency
+    var chunkItems = ChunkLimits().runItems
 
     /// A transport that acknowledges every request at once without reading it: what the client costs.
     final class SinkTransport: HTTPTransport {
@@ -91,7 +94,8 @@ struct SyncBenchmark {
 
     private func pushRounds(path: String, dir: URL, cluster: PostgresCluster, serverExecutable: URL) async throws {
         print("")
-        print("End to end into xeroml-server on PostgreSQL (fsync on), the client in its own process:")
+        print("End to end into xeroml-server on PostgreSQL (fsync on), the client in its own process, "
+              + "\(concurrency) chunks of \(chunkItems) items in flight:")
         print("| round | seconds | items/s | client CPU s | client peak RSS MB | server CPU s | re-push seconds |")
         print("|---|---|---|---|---|---|---|")
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -111,7 +115,8 @@ struct SyncBenchmark {
                     throw BenchmarkFailure("xeroml-server printed no address: \(server.output.stdout)")
                 }
                 let base = String(server.output.stdout[range])
-                let arguments = ["sync-client", "--db", copy, "--server", base, "--run", "baseline"]
+                let arguments = ["sync-client", "--db", copy, "--server", base, "--run", "baseline",
+                                 "--concurrency", "\(concurrency)", "--chunk-items", "\(chunkItems)"]
                 let serverBefore = processCPUSeconds(server.pid)
                 let push = try await RunningProcess(executable: me, arguments: arguments, environment: ["XEROML_API_KEY": key])
                     .wait(timeout: .seconds(600))
@@ -142,14 +147,14 @@ struct SyncBenchmark {
 
     /// `xeroml-bench sync-client --db PATH --server URL --run NAME`: one push, timed, in this process;
     /// prints `items seconds cpu peakMB`.
-    static func client(path: String, server: String, run: String, chunkItems: Int) async throws {
+    static func client(path: String, server: String, run: String, chunkItems: Int, concurrency: Int) async throws {
         let key = ProcessInfo.processInfo.environment["XEROML_API_KEY"] ?? ""
         let xeroml = try XeroML(path: path)
         let clock = ContinuousClock()
         let cpuBefore = cpuSeconds()
         let start = clock.now
         let report = try await xeroml.sync(to: SyncServer(url: URL(string: server)!, apiKey: key), runs: [run],
-                                           options: SyncOptions(limits: ChunkLimits(runItems: chunkItems)))
+                                           options: SyncOptions(limits: ChunkLimits(runItems: chunkItems), concurrency: concurrency))
         let elapsed = seconds(clock.now - start)
         let result = report.results[0]
         switch result.outcome {
