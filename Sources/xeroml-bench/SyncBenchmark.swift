@@ -96,8 +96,8 @@ struct SyncBenchmark {
         print("")
         print("End to end into xeroml-server on PostgreSQL (fsync on), the client in its own process, "
               + "\(concurrency) chunks of \(chunkItems) items in flight:")
-        print("| round | seconds | items/s | client CPU s | client peak RSS MB | server CPU s | re-push seconds |")
-        print("|---|---|---|---|---|---|---|")
+        print("| round | seconds | items/s | client CPU s | client peak RSS MB | server CPU s | PostgreSQL CPU s | re-push seconds |")
+        print("|---|---|---|---|---|---|---|---|")
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         for round in 1...rounds {
             // Each round: a fresh database (the run would already be there otherwise) and a fresh copy
@@ -118,9 +118,11 @@ struct SyncBenchmark {
                 let arguments = ["sync-client", "--db", copy, "--server", base, "--run", "baseline",
                                  "--concurrency", "\(concurrency)", "--chunk-items", "\(chunkItems)"]
                 let serverBefore = processCPUSeconds(server.pid)
+                let postgresBefore = postgresCPUSeconds()
                 let push = try await RunningProcess(executable: me, arguments: arguments, environment: ["XEROML_API_KEY": key])
                     .wait(timeout: .seconds(600))
                 let serverCPU = processCPUSeconds(server.pid) - serverBefore
+                let postgresCPU = postgresCPUSeconds() - postgresBefore
                 guard push.status == 0, let first = SyncClientFigures(push.stdout), first.items == items else {
                     throw BenchmarkFailure("sync-client failed: \(push.stdout) \(push.stderr)")
                 }
@@ -129,8 +131,8 @@ struct SyncBenchmark {
                 guard again.status == 0, let second = SyncClientFigures(again.stdout), second.items == 0 else {
                     throw BenchmarkFailure("re-push failed or sent items: \(again.stdout) \(again.stderr)")
                 }
-                print(String(format: "| %d | %.2f | %.0f | %.2f | %.0f | %.2f | %.3f |", round, first.seconds,
-                             Double(first.items) / first.seconds, first.cpu, first.peakMegabytes, serverCPU, second.seconds))
+                print(String(format: "| %d | %.2f | %.0f | %.2f | %.0f | %.2f | %.2f | %.3f |", round, first.seconds,
+                             Double(first.items) / first.seconds, first.cpu, first.peakMegabytes, serverCPU, postgresCPU, second.seconds))
                 await server.stop()
             } catch {
                 await server.stop()
@@ -162,6 +164,16 @@ struct SyncBenchmark {
         default: throw BenchmarkFailure("push of \(run): \(result.outcome)")
         }
         print(String(format: "%d %.4f %.3f %.1f", result.runItemsSent, elapsed, cpuSeconds() - cpuBefore, peakResidentMegabytes()))
+    }
+}
+
+/// CPU time of every `postgres` process of the machine so far (the cluster's backends, which live as
+/// long as the server's pooled connections, and its background processes).
+func postgresCPUSeconds() -> Double {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).reduce(0) { total, pid in
+        let name = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return name == "postgres" ? total + processCPUSeconds(pid) : total
     }
 }
 
