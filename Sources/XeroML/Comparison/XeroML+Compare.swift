@@ -55,14 +55,10 @@ extension XeroML {
     /// one-result index) and item scores (index-only, through the covering score index), into flat
     /// columns: no joins, no per-item objects, ids kept as 128-bit integers.
     static func loadOutcomes(_ db: Connection, runID: String) throws -> RunColumns {
-        // Filled in locals (no class-property access in the loops), then handed to the columns.
-        var itemKeys: [UInt128] = [], runItemKeys: [UInt128] = [], runItemStarts: [Int32] = [0]
-        var repetitions: [Int32] = [], errors: [Int32] = [], firstErrors: [String?] = [], outputs: [String?] = []
-        var latencySums: [Double] = [], costs: [Double?] = []
-        var itemOfRunItem: [Int32] = []  // parallel to runItemKeys
-        var latencies: [Double] = []
-        var totalCost: Double?
-        var errorCount = 0
+        // Run items go through the same accumulator as a dashboard's rows from elsewhere
+        // (``ComparisonRows``); scores are gathered here, a column at a time, as the covering index
+        // returns them grouped by name.
+        var rows = ComparisonRows()
         let items = try db.cached("""
             SELECT id, dataset_item_id, error, latency_ms, cost, output FROM run_items
             WHERE run_id = ? AND dataset_item_id IS NOT NULL ORDER BY dataset_item_id, repetition
@@ -71,48 +67,11 @@ extension XeroML {
         defer { items.reset() }
         while try items.step() {
             guard let runItem = items.withUTF8(0, UUIDv7.bits), let item = items.withUTF8(1, UUIDv7.bits) else { continue }
-            let failed = !items.isNull(2)
-            let latency = items.double(3)
-            let cost = items.optionalDouble(4)
-            latencies.append(latency)
-            if failed { errorCount += 1 }
-            if let cost { totalCost = (totalCost ?? 0) + cost }
-            if itemKeys.last != item {
-                itemKeys.append(item)
-                runItemStarts.append(runItemStarts[runItemStarts.count - 1])
-                repetitions.append(0)
-                errors.append(0)
-                firstErrors.append(nil)
-                outputs.append(items.text(5))
-                latencySums.append(0)
-                costs.append(nil)
-            }
-            let i = itemKeys.count - 1
-            runItemKeys.append(runItem)
-            runItemStarts[i + 1] += 1
-            repetitions[i] += 1
-            latencySums[i] += latency
-            if failed {
-                errors[i] += 1
-                if firstErrors[i] == nil { firstErrors[i] = items.text(2) }
-            }
-            if let cost { costs[i] = (costs[i] ?? 0) + cost }
-            itemOfRunItem.append(Int32(i))
+            rows.add(runItem: runItem, item: item, failed: !items.isNull(2), latencyMs: items.double(3),
+                     cost: items.optionalDouble(4), error: { items.text(2) }, output: { items.text(5) })
         }
-        let itemCount = itemKeys.count
-        // Score rows name their run item: find it by binary search over the sorted run-item keys
-        // (measured several times faster here than a dictionary of 128-bit keys).
-        let order = runItemKeys.indices.sorted { runItemKeys[$0] < runItemKeys[$1] }
-        let sortedKeys = order.map { runItemKeys[$0] }
-        let sortedItems = order.map { itemOfRunItem[$0] }
-        func item(of key: UInt128) -> Int? {
-            var low = 0, high = sortedKeys.count
-            while low < high {
-                let mid = (low + high) / 2
-                if sortedKeys[mid] < key { low = mid + 1 } else { high = mid }
-            }
-            return low < sortedKeys.count && sortedKeys[low] == key ? Int(sortedItems[low]) : nil
-        }
+        let itemCount = rows.itemCount
+        rows.indexRunItems()
         var columns: [RunColumns.ScoreColumn] = []
         let scores = try db.cached("""
             SELECT name, value, data_type, run_item_id FROM scores
@@ -127,7 +86,7 @@ extension XeroML {
             columns[current].values = values
         }
         while try scores.step() {
-            guard let key = scores.withUTF8(3, UUIDv7.bits), let i = item(of: key) else { continue }
+            guard let key = scores.withUTF8(3, UUIDv7.bits), let i = rows.item(ofRunItem: key) else { continue }
             // Rows come grouped by name (the covering index starts with it): switch columns rarely.
             let sameName = current >= 0 && scores.withUTF8(0) { $0.elementsEqual(columns[current].name.utf8) }
             if !sameName {
@@ -147,17 +106,7 @@ extension XeroML {
             values[i].add(scores.double(1))
         }
         store()
-        latencies.sort()
-        let run = RunColumns()
-        (run.itemKeys, run.runItemKeys, run.runItemStarts) = (itemKeys, runItemKeys, runItemStarts)
-        (run.repetitions, run.errors, run.firstErrors, run.outputs) = (repetitions, errors, firstErrors, outputs)
-        (run.latencySums, run.costs, run.scores) = (latencySums, costs, columns)
-        run.statistics = RunComparison.RunStatistics(
-            items: latencies.count, errors: errorCount,
-            latencyP50: Statistics.percentile(latencies, 0.5).map { .microseconds(Int64($0 * 1000)) },
-            latencyP95: Statistics.percentile(latencies, 0.95).map { .microseconds(Int64($0 * 1000)) },
-            cost: totalCost)
-        return run
+        return rows.columns(scores: columns)
     }
 
     static func compare(runs: [ExperimentRun], loaded: [RunColumns],

@@ -32,8 +32,16 @@ public struct ComparisonRows: Sendable {
     public mutating func addRunItem(id: String, datasetItemID: String, error: String?, latencyMs: Double, cost: Double?,
                                     output: String?) {
         guard let runItem = Self.bits(id), let item = Self.bits(datasetItemID) else { return }
+        add(runItem: runItem, item: item, failed: error != nil, latencyMs: latencyMs, cost: cost, error: { error }, output: { output })
+    }
+
+    /// Adds one run item by its 128-bit keys; `error` and `output` are read only when needed (the first
+    /// error and the first output of a dataset item). The SQLite file's reader and ``addRunItem(id:datasetItemID:error:latencyMs:cost:output:)`` both add through it.
+    @inline(__always)
+    mutating func add(runItem: UInt128, item: UInt128, failed: Bool, latencyMs: Double, cost: Double?,
+                      error: () -> String?, output: () -> String?) {
         latencies.append(latencyMs)
-        if error != nil { errorCount += 1 }
+        if failed { errorCount += 1 }
         if let cost { totalCost = (totalCost ?? 0) + cost }
         if itemKeys.last != item {
             itemKeys.append(item)
@@ -41,7 +49,7 @@ public struct ComparisonRows: Sendable {
             repetitions.append(0)
             errors.append(0)
             firstErrors.append(nil)
-            outputs.append(output)
+            outputs.append(output())
             latencySums.append(0)
             costs.append(nil)
         }
@@ -50,29 +58,41 @@ public struct ComparisonRows: Sendable {
         runItemStarts[i + 1] += 1
         repetitions[i] += 1
         latencySums[i] += latencyMs
-        if let error {
+        if failed {
             errors[i] += 1
-            if firstErrors[i] == nil { firstErrors[i] = error }
+            if firstErrors[i] == nil { firstErrors[i] = error() }
         }
         if let cost { costs[i] = (costs[i] ?? 0) + cost }
         itemOfRunItem.append(Int32(i))
     }
 
-    /// Adds one item score's value (after every run item); a score of an unknown run item is skipped.
-    public mutating func addScore(runItemID: String, name: String, dataType: String, value: Double) {
-        if sortedKeys == nil {
-            let order = runItemKeys.indices.sorted { runItemKeys[$0] < runItemKeys[$1] }
-            sortedKeys = order.map { runItemKeys[$0] }
-            sortedItems = order.map { itemOfRunItem[$0] }
-        }
-        guard let key = Self.bits(runItemID), let keys = sortedKeys else { return }
+    /// Sorts the run-item keys for ``item(ofRunItem:)``; call once every run item is added.
+    mutating func indexRunItems() {
+        let order = runItemKeys.indices.sorted { runItemKeys[$0] < runItemKeys[$1] }
+        sortedKeys = order.map { runItemKeys[$0] }
+        sortedItems = order.map { itemOfRunItem[$0] }
+    }
+
+    /// The dataset item (its index) of a run item, by binary search over the sorted run-item keys
+    /// (measured several times faster here than a dictionary of 128-bit keys); nil for an unknown one.
+    @inline(__always)
+    func item(ofRunItem key: UInt128) -> Int? {
+        guard let keys = sortedKeys else { return nil }
         var low = 0, high = keys.count
         while low < high {
             let mid = (low + high) / 2
             if keys[mid] < key { low = mid + 1 } else { high = mid }
         }
-        guard low < keys.count, keys[low] == key else { return }
-        let item = Int(sortedItems[low])
+        return low < keys.count && keys[low] == key ? Int(sortedItems[low]) : nil
+    }
+
+    /// The number of dataset items added so far.
+    var itemCount: Int { itemKeys.count }
+
+    /// Adds one item score's value (after every run item); a score of an unknown run item is skipped.
+    public mutating func addScore(runItemID: String, name: String, dataType: String, value: Double) {
+        if sortedKeys == nil { indexRunItems() }
+        guard let key = Self.bits(runItemID), let item = item(ofRunItem: key) else { return }
         let column: Int
         if let last = scores.indices.last, scores[last].name == name {
             column = last
@@ -91,11 +111,12 @@ public struct ComparisonRows: Sendable {
         return text.withUTF8(UUIDv7.bits)
     }
 
-    func columns() -> RunColumns {
+    /// The run as columns, with `scores` in place of those added here when given.
+    func columns(scores replacement: [RunColumns.ScoreColumn]? = nil) -> RunColumns {
         let run = RunColumns()
         (run.itemKeys, run.runItemKeys, run.runItemStarts) = (itemKeys, runItemKeys, runItemStarts)
         (run.repetitions, run.errors, run.firstErrors, run.outputs) = (repetitions, errors, firstErrors, outputs)
-        (run.latencySums, run.costs, run.scores) = (latencySums, costs, scores)
+        (run.latencySums, run.costs, run.scores) = (latencySums, costs, replacement ?? scores)
         let sorted = latencies.sorted()
         run.statistics = RunComparison.RunStatistics(
             items: sorted.count, errors: errorCount,
