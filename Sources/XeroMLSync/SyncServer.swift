@@ -79,7 +79,7 @@ public struct SyncError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// The protocol's four calls over an ``HTTPTransport``, each retried by a ``SyncRetryPolicy``.
+/// The protocol's calls a push makes (begin, chunk, commit) over an ``HTTPTransport``, each retried by a ``SyncRetryPolicy``.
 struct SyncConnection: Sendable {
     let server: SyncServer
     let transport: any HTTPTransport
@@ -94,16 +94,9 @@ struct SyncConnection: Sendable {
         return encoder
     }()
 
-    func project() async throws -> ProjectInfo {
-        try await call("GET", SyncAPI.projectPath, body: nil, gzip: false)
-    }
-
     func begin(_ manifest: RunManifest) async throws -> RunState {
         try await call("PUT", SyncAPI.runPath(manifest.run.id), body: try Self.encoder.encode(manifest), gzip: false)
     }
-
-    /// A chunk as JSON.
-    static func encode(_ chunk: SyncChunk) throws -> Data { chunk.jsonData() }
 
     /// Sends a chunk, already encoded and compressed.
     func send(body: Data, runID: String, index: Int) async throws -> ChunkReceipt {
@@ -112,10 +105,6 @@ struct SyncConnection: Sendable {
 
     func commit(runID: String, _ request: CommitRequest) async throws -> RunState {
         try await call("POST", SyncAPI.commitPath(runID), body: try Self.encoder.encode(request), gzip: false)
-    }
-
-    func state(runID: String) async throws -> RunState {
-        try await call("GET", SyncAPI.runPath(runID), body: nil, gzip: false)
     }
 
     private func call<T: Decodable>(_ method: String, _ path: String, body: Data?, gzip: Bool) async throws -> T {

@@ -327,7 +327,7 @@ extension XeroML {
     private func prepare(_ reader: ChunkReader, index: Int, cursor: ChunkCursor) async throws -> PreparedChunk? {
         if cursor == .done { return nil }
         guard let content = try await readDatabase({ db in try reader.chunk(index: index, at: cursor, in: db) }) else { return nil }
-        let body = try Gzip.compress(try SyncConnection.encode(content.chunk))
+        let body = try Gzip.compress(content.chunk.jsonData())
         return PreparedChunk(body: body, next: content.next, runItems: content.chunk.runItems.count, rows: content.chunk.rowCount)
     }
 
