@@ -204,24 +204,49 @@ struct SyncStore: Sendable {
         binds.add(items.map(\.expectedOutput))
         binds.add(items.map(\.metadata))
         binds.add(items.map(\.createdUs) as [Int64?])
-        let source = """
-            SELECT u.*, \(itemKey) AS item_key
+        let rows = try await connection.query(binds.query("""
+            INSERT INTO dataset_items (project_id, id, dataset_id, item_key, external_id, input, expected_output, metadata, created_us)
+            SELECT $1, u.id, $2, \(itemKey), u.external_id, u.input, u.expected_output, u.metadata, u.created_us
             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[])
                  AS u(id, external_id, input, expected_output, metadata, created_us)
-            """
-        let inserted = try await count(connection, logger: logger, insert: """
-            INSERT INTO dataset_items (project_id, id, dataset_id, item_key, external_id, input, expected_output, metadata, created_us)
-            SELECT $1, s.id, $2, s.item_key, s.external_id, s.input, s.expected_output, s.metadata, s.created_us FROM (\(source)) s
             ON CONFLICT DO NOTHING
-            """, binds: binds)
-        // Every client item id → the item that holds its key (this one, or the first pusher's).
-        try await connection.query(binds.query("""
+            RETURNING id
+            """), logger: logger)
+        var inserted = Set<String>()
+        for try await (id) in rows.decode(String.self) { inserted.insert(id) }
+        // Every client item id → the item that holds its key. An item inserted now holds its own; the
+        // others (a key another machine's push, or an earlier item of this one, brought first) are
+        // looked up by key, one unique-index probe each. (A join of the chunk with the dataset's items
+        // was planned as a scan of all of them while the table's statistics were those of an empty
+        // table: quadratic in the run's size.)
+        var own = Binds()
+        own.add(project)
+        own.add(Array(inserted).sorted() as [String?])
+        try await connection.query(own.query("""
             INSERT INTO dataset_item_aliases (project_id, client_item_id, item_id)
-            SELECT $1, s.id, d.id FROM (\(source)) s
-            JOIN dataset_items d ON d.project_id = $1 AND d.dataset_id = $2 AND d.item_key = s.item_key
+            SELECT $1, u.id, u.id FROM UNNEST($2::text[]) AS u(id)
             ON CONFLICT DO NOTHING
             """), logger: logger)
-        return inserted
+        let others = items.filter { !inserted.contains($0.id) }
+        if !others.isEmpty {
+            var lookup = Binds()
+            lookup.add(project)
+            lookup.add(datasetID)
+            lookup.add(others.map(\.id) as [String?])
+            lookup.add(others.map(\.externalID))
+            lookup.add(others.map(\.input) as [String?])
+            lookup.add(others.map(\.expectedOutput))
+            try await connection.query(lookup.query("""
+                INSERT INTO dataset_item_aliases (project_id, client_item_id, item_id)
+                SELECT $1, s.id, d.id
+                FROM (SELECT u.id, \(itemKey) AS item_key
+                      FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, external_id, input, expected_output)) s
+                CROSS JOIN LATERAL (SELECT d.id FROM dataset_items d
+                                    WHERE d.project_id = $1 AND d.dataset_id = $2 AND d.item_key = s.item_key) d
+                ON CONFLICT DO NOTHING
+                """), logger: logger)
+        }
+        return inserted.count
     }
 
     private static func insertTraces(_ connection: PostgresConnection, logger: Logger, project: UUID, runID: String,

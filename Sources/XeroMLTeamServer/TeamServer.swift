@@ -211,6 +211,9 @@ public struct TeamServer: Sendable {
             throw APIError.invalid("Content-Encoding \(other) is not supported; send gzip or plain JSON", field: "Content-Encoding")
         }
         guard !data.isEmpty else { throw APIError.invalid("the request needs a JSON body") }
+        // Chunks are most of what the server reads: the fast reader takes them, and JSONDecoder whatever
+        // it is not sure of (which JSONDecoder then reads, or refuses naming the field).
+        if Body.self == SyncChunk.self, let chunk = SyncChunk(fastJSON: data) as? Body { return chunk }
         return try JSONDecoder().decode(type, from: data)
     }
 

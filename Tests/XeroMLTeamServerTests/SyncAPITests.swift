@@ -286,4 +286,38 @@ struct SyncAPITests {
             }
         }
     }
+
+    @Test("identical items of one dataset (no external id) are one item on the server; both client items point at it")
+    func identicalItemsInOneRun() async throws {
+        let url = try await freshDatabase()
+        try await withDatabase(url) { database in
+            let key = try await makeProject(database)
+            try await withServer(database) { server in
+                var run = SyntheticRun.make(items: 6, itemsPerChunk: 3, machine: "dup")
+                // Items 1 and 3 (odd: no external id) get the same input and expected output, in different
+                // chunks; items 5 and 3 too, in the same chunk as each other's neighbour.
+                for (chunk, item) in [(0, 1), (1, 0), (1, 2)] {
+                    run.chunks[chunk].datasetItems[item].input = "same"
+                    run.chunks[chunk].datasetItems[item].expectedOutput = "same"
+                    run.chunks[chunk].datasetItems[item].externalID = nil
+                }
+                #expect(try await server.put(SyncAPI.runPath(run.runID), run.manifest, token: key.token).status == 200)
+                for chunk in run.chunks {
+                    #expect(try await server.put(SyncAPI.chunkPath(run.runID, index: chunk.index), chunk, token: key.token).status == 200)
+                }
+                #expect(try await server.post(SyncAPI.commitPath(run.runID), run.commit, token: key.token).status == 200)
+                let expectations: [(String, Int)] = [
+                    ("SELECT count(*) FROM dataset_items", 4),
+                    ("SELECT count(*) FROM dataset_item_aliases", 6),
+                    ("SELECT count(DISTINCT item_id) FROM dataset_item_aliases", 4),
+                    ("SELECT count(*) FROM run_items ri JOIN dataset_items d ON d.id = ri.dataset_item_id WHERE d.input = 'same'", 3),
+                    ("SELECT count(DISTINCT dataset_item_id) FROM run_items", 4),
+                ]
+                for (sql, expected) in expectations {
+                    let found = try await count(sql, in: url)
+                    #expect(found == expected, "\(sql)")
+                }
+            }
+        }
+    }
 }
