@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libsqlite3 from the system (Debian: libsqlite3-dev). See docs/decisions/0001-system-sqlite.md.
@@ -36,8 +38,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // HTTP kept out of the core: URLSession (FoundationNetworking on Linux), no SwiftNIO.
-        .target(name: "XeroMLHTTP"),
+        // HTTP kept out of the core: AsyncHTTPClient on SwiftNIO (the default transport), and URLSession
+        // (FoundationNetworking on Linux). See docs/decisions/0005-http-transport-asynchttpclient.md.
+        .target(
+            name: "XeroMLHTTP",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(name: "XeroMLJudge", dependencies: ["XeroML", "XeroMLHTTP"]),
         // Test support for users' suites and ours: assertions, temporary stores, a fake model server.
         .target(name: "XeroMLTesting", dependencies: ["XeroML", "XeroMLJudge", "XeroMLHTTP", "XeroMLCSpawn"]),

@@ -3,7 +3,8 @@ public import Foundation
 /// Sends one HTTP request and returns the whole response.
 ///
 /// XeroML talks to model endpoints through this protocol, so tests and embedders can swap the
-/// network for something else. ``URLSessionTransport`` is the implementation XeroML uses by default.
+/// network for something else. ``NIOTransport`` is the implementation XeroML uses by default;
+/// ``URLSessionTransport`` is the other one this module offers.
 ///
 /// A transport returns a response for **every** status code; it throws only when no response
 /// arrived (a timeout, a refused or dropped connection) or the response broke a limit. Turn an
@@ -56,6 +57,16 @@ public struct HTTPRequest: Sendable, Hashable {
         var all = headers
         all["Content-Type"] = "application/json"
         return HTTPRequest(method: "POST", url: url, headers: all, body: body, timeout: timeout)
+    }
+}
+
+extension HTTPRequest {
+    /// Throws ``HTTPError/Code/invalidRequest`` unless the address is `http://` or `https://`: the
+    /// only schemes XeroML's transports send to.
+    func checkScheme() throws(HTTPError) {
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+            throw HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): only http:// and https:// addresses are supported")
+        }
     }
 }
 

@@ -64,6 +64,7 @@ public final class URLSessionTransport: HTTPTransport {
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         try Task.checkCancellation()
+        try request.checkScheme()
         let deadline = request.timeout ?? timeout
         var urlRequest = URLRequest(url: request.url)
         urlRequest.httpMethod = request.method

@@ -53,14 +53,14 @@ public struct ChatClient: Sendable {
     /// A client.
     ///
     /// - Parameters:
-    ///   - transport: how requests are sent (default: a ``XeroMLHTTP/URLSessionTransport`` with the
+    ///   - transport: how requests are sent (default: a ``XeroMLHTTP/NIOTransport`` with the
     ///     configuration's timeout).
     ///   - retry: retries inside one call.
     ///   - limiter: a shared limiter, acquired around each attempt.
     public init(configuration: ChatConfiguration, transport: (any HTTPTransport)? = nil,
                 retry: RetryPolicy = RetryPolicy(), limiter: AdaptiveLimiter? = nil) {
         self.configuration = configuration
-        self.transport = transport ?? URLSessionTransport(timeout: configuration.timeout)
+        self.transport = transport ?? NIOTransport(timeout: configuration.timeout)
         self.retry = retry
         self.limiter = limiter
     }

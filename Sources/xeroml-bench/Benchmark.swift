@@ -34,7 +34,11 @@ struct Benchmark {
         case "rss": try await MemoryBenchmark(items: option("--rss-items", default: 1_000_000)).run()
         case "compare": try await CompareBenchmark(items: items).run()
         case "reads": try await ReadsBenchmark(items: readsItems, otherRuns: otherRuns).run()
-        case "http": try await HTTPBenchmark(concurrencies: [8, 32, 128]).run()
+        case "http":
+            var http = HTTPBenchmark(concurrencies: (option("--concurrencies") ?? "8,32,128").split(separator: ",").compactMap { Int($0) })
+            if let transports = option("--transports") { http.transports = transports.split(separator: ",").map(String.init) }
+            http.rounds = option("--http-rounds", default: 1)
+            try await http.run()
         case "http-server": try HTTPBenchmark.serve(delayMilliseconds: option("--delay-ms", default: 20))
         case "stats":
             StatisticsBenchmark(simulations: option("--simulations", default: 40_000),

@@ -1,5 +1,6 @@
 import Foundation
 import XeroML
+import XeroMLHTTP
 import XeroMLJudge
 import XeroMLTesting
 #if canImport(Glibc)
@@ -12,6 +13,10 @@ import Glibc
 /// store) and by the server (a process of its own, `xeroml-bench http-server`), on the same cores.
 struct HTTPBenchmark {
     let concurrencies: [Int]
+    /// The transports measured, in alternation at each concurrency: `nio` (``NIOTransport``, the
+    /// default) and `urlsession` (``URLSessionTransport``).
+    var transports = ["nio", "urlsession"]
+    var rounds = 1
     let latency: Duration = .milliseconds(20)
     let clock = ContinuousClock()
 
@@ -51,22 +56,27 @@ struct HTTPBenchmark {
         let baseURL = URL(string: "http://127.0.0.1:\(port)/v1")!
         let serverPID = serverProcess.processIdentifier
         let xeroml = try XeroML(path: dir.appendingPathComponent("http.sqlite").path)
-        print("| concurrency | items | seconds | items/s | ideal items/s | of ideal | XeroML CPU ms per request | server CPU ms per request |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("load average before: \(loadAverage())")
+        print("| concurrency | transport | items | seconds | items/s | ideal items/s | of ideal | XeroML CPU ms per request | server CPU ms per request |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for concurrency in concurrencies {
+          for round in 1...rounds {
+           for transportName in transports {
             let items = max(1_000, concurrency * 200)  // about 200 rounds of 20 ms at the ideal rate: 4 s, start-up amortized
             let lines = (0..<items).map { #"{"input": {"question": "Capital of France? (\#($0))"}, "expected_output": "Paris"}"# }
             let file = dir.appendingPathComponent("items-\(concurrency).jsonl")
             try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
-            let dataset = "http-\(concurrency)"
+            let dataset = "http-\(concurrency)-\(transportName)-\(round)"
             try await xeroml.importDataset(name: dataset, from: file.path)
+            let transport: any HTTPTransport = transportName == "urlsession"
+                ? URLSessionTransport(timeout: .seconds(30)) : NIOTransport(timeout: .seconds(30))
             let chat = ChatClient(configuration: ChatConfiguration(baseURL: baseURL, model: "bench-model", timeout: .seconds(30)),
-                                  retry: .none)
+                                  transport: transport, retry: .none)
             let cpuBefore = cpuSeconds()
             let serverBefore = processCPUSeconds(serverPID)
             let start = clock.now
             let report = try await xeroml.runExperiment(
-                name: "c\(concurrency)", datasetName: dataset,
+                name: "c\(concurrency)-\(transportName)-\(round)", datasetName: dataset,
                 options: ExperimentOptions(maxConcurrency: concurrency, timeout: .seconds(30))
             ) { run in
                 let reply = try await chat.complete(run.input["question"]?.stringValue ?? "")
@@ -78,9 +88,12 @@ struct HTTPBenchmark {
             let rate = Double(items) / elapsed
             let ideal = Double(concurrency) / seconds(latency)
             precondition(report.run.errorCount == 0, "\(report.run.errorCount) items failed")
-            print(String(format: "| %d | %d | %.2f | %.0f | %.0f | %.1f%% | %.3f | %.3f |", concurrency, items, elapsed, rate, ideal,
-                         rate / ideal * 100, cpu / Double(items) * 1000, serverCPU / Double(items) * 1000))
+            print(String(format: "| %d | %@ | %d | %.2f | %.0f | %.0f | %.1f%% | %.3f | %.3f |", concurrency, transportName, items, elapsed,
+                         rate, ideal, rate / ideal * 100, cpu / Double(items) * 1000, serverCPU / Double(items) * 1000))
+           }
+          }
         }
+        print("load average after: \(loadAverage())")
     }
 }
 

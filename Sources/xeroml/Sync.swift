@@ -55,8 +55,8 @@ struct SyncCommand: AsyncParsableCommand {
         @Argument(help: "Runs to push: ids, id prefixes of 8+ characters, or names.") var runs: [String] = []
         @Flag(help: "Push every finished run of the file.") var all = false
         @Option(help: "Attempts per request before a push gives up on a transient failure.") var maxAttempts = 10
-        @Option(help: "Run items per chunk at most (smaller chunks suit slow links and strict proxies).") var chunkItems = 250
-        @Option(help: "Approximate bytes of JSON per chunk at most, before compression.") var chunkBytes = 1 << 20
+        @Option(help: "Run items per chunk at most (smaller chunks suit slow links and strict proxies).") var chunkItems = 1_000
+        @Option(help: "Approximate bytes of JSON per chunk at most, before compression.") var chunkBytes = 4 << 20
 
         func validate() throws {
             if runs.isEmpty && !all { throw ValidationError("name the runs to push, or give --all") }

@@ -36,11 +36,11 @@ import XeroMLTesting
         #expect(throws: Never.self) { try HTTPResponse(statusCode: 204).checked() }
     }
 
-    @Test func sendsRequestsAndReturnsEveryStatus() async throws {
+    @Test(arguments: TransportKind.allCases) func sendsRequestsAndReturnsEveryStatus(_ kind: TransportKind) async throws {
         try await withFakeOpenAIServer { server in
             server.enqueue(FakeReply(status: 201, headers: ["X-Answer": "42"], body: Data(#"{"ok":true}"#.utf8)),
                            .status(404, body: "missing"))
-            let transport = URLSessionTransport(timeout: .seconds(5))
+            let transport = kind.make(timeout: .seconds(5))
             let url = server.baseURL.appendingPathComponent("things")
             let created = try await transport.send(.post(url, json: Data(#"{"a":1}"#.utf8), headers: ["X-Key": "v"]))
             #expect(created.statusCode == 201)
@@ -59,10 +59,10 @@ import XeroMLTesting
         }
     }
 
-    @Test func aSlowServerTimesOut() async throws {
+    @Test(arguments: TransportKind.allCases) func aSlowServerTimesOut(_ kind: TransportKind) async throws {
         try await withFakeOpenAIServer { server in
             server.enqueue(FakeReply.status(200, body: "{}").delayed(by: .seconds(10)))
-            let transport = URLSessionTransport()
+            let transport = kind.make()
             let clock = ContinuousClock()
             let start = clock.now
             let error = await #expect(throws: HTTPError.self) {
@@ -75,25 +75,37 @@ import XeroMLTesting
         }
     }
 
-    @Test func anOversizedResponseIsRefused() async throws {
+    @Test(arguments: TransportKind.allCases) func anOversizedResponseIsRefused(_ kind: TransportKind) async throws {
         try await withFakeOpenAIServer { server in
             server.enqueue(.status(200, body: String(repeating: "x", count: 10_000)))
-            let transport = URLSessionTransport(maxResponseBytes: 1_000)
+            let transport = kind.make(maxResponseBytes: 1_000)
             let error = await #expect(throws: HTTPError.self) { try await transport.send(HTTPRequest(url: server.baseURL)) }
             #expect(error?.code == .responseTooLarge)
             #expect(error?.isRetryable == false)
         }
     }
 
-    @Test func aClosedPortIsARetryableConnectionFailure() async throws {
+    @Test(arguments: TransportKind.allCases) func aClosedPortIsARetryableConnectionFailure(_ kind: TransportKind) async throws {
         // A port bound but not listening refuses connections, and stays ours for the whole test.
         let port = try ClosedPort()
         let url = URL(string: "http://127.0.0.1:\(port.number)/v1")!
+        let clock = ContinuousClock()
+        let start = clock.now
         let error = await #expect(throws: HTTPError.self) {
-            try await URLSessionTransport(timeout: .seconds(5)).send(HTTPRequest(url: url))
+            try await kind.make(timeout: .seconds(20)).send(HTTPRequest(url: url))
         }
         #expect(error?.code == .connectionFailed)
+        // At once, not at the deadline: the caller's retry policy decides what comes next.
+        #expect(clock.now - start < .seconds(5), "took \(clock.now - start)")
         #expect(error?.isRetryable == true)
         withExtendedLifetime(port) {}
+    }
+
+    @Test(arguments: TransportKind.allCases) func anUnsupportedAddressIsAnInvalidRequest(_ kind: TransportKind) async throws {
+        let error = await #expect(throws: HTTPError.self) {
+            try await kind.make(timeout: .seconds(5)).send(HTTPRequest(url: URL(string: "ftp://127.0.0.1/v1")!))
+        }
+        #expect(error?.code == .invalidRequest, "\(String(describing: error))")
+        #expect(error?.isRetryable == false)
     }
 }

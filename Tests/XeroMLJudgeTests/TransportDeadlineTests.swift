@@ -11,11 +11,11 @@ import XeroMLTesting
 
     /// Sends one request to a server misbehaving as `misbehavior` with a 500 ms deadline; returns the
     /// error and how long the call took.
-    func failure(of misbehavior: FakeReply.Misbehavior, timeout: Duration = .milliseconds(500)) async throws
+    func failure(_ kind: TransportKind, of misbehavior: FakeReply.Misbehavior, timeout: Duration = .milliseconds(500)) async throws
         -> (error: HTTPError?, elapsed: Duration) {
         try await withFakeOpenAIServer { server in
             server.enqueue(FakeReply.chat(String(repeating: "answer ", count: 40)).misbehaving(misbehavior))
-            let transport = URLSessionTransport(timeout: timeout)
+            let transport = kind.make(timeout: timeout)
             let start = Self.clock.now
             let error = await #expect(throws: HTTPError.self) {
                 try await transport.send(.post(server.baseURL.appendingPathComponent("chat/completions"), json: Data("{}".utf8)))
@@ -24,11 +24,11 @@ import XeroMLTesting
         }
     }
 
-    @Test(arguments: [
+    @Test(arguments: TransportKind.allCases, [
         FakeReply.Misbehavior.neverAnswer, .stallAfterHeaders, .trickle(interval: .milliseconds(200)),
     ])
-    func aServerThatDoesNotFinishTimesOutByTheDeadline(_ misbehavior: FakeReply.Misbehavior) async throws {
-        let (error, elapsed) = try await failure(of: misbehavior)
+    func aServerThatDoesNotFinishTimesOutByTheDeadline(_ kind: TransportKind, _ misbehavior: FakeReply.Misbehavior) async throws {
+        let (error, elapsed) = try await failure(kind, of: misbehavior)
         #expect(error?.code == .timeout, "\(misbehavior): \(String(describing: error))")
         #expect(error?.isRetryable == true)
         #expect(elapsed >= .milliseconds(450), "\(misbehavior) ended before its deadline: \(elapsed)")
@@ -36,19 +36,19 @@ import XeroMLTesting
         #expect(elapsed < .seconds(10), "\(misbehavior) took \(elapsed)")
     }
 
-    @Test(arguments: [FakeReply.Misbehavior.closeMidBody, .reset])
-    func aBrokenConnectionFailsAtOnceAndIsRetryable(_ misbehavior: FakeReply.Misbehavior) async throws {
-        let (error, elapsed) = try await failure(of: misbehavior, timeout: .seconds(20))
+    @Test(arguments: TransportKind.allCases, [FakeReply.Misbehavior.closeMidBody, .reset])
+    func aBrokenConnectionFailsAtOnceAndIsRetryable(_ kind: TransportKind, _ misbehavior: FakeReply.Misbehavior) async throws {
+        let (error, elapsed) = try await failure(kind, of: misbehavior, timeout: .seconds(20))
         #expect(error?.code == .connectionFailed || error?.code == .invalidResponse,
                 "\(misbehavior): \(String(describing: error))")
         #expect(elapsed < .seconds(5), "\(misbehavior) took \(elapsed)")
     }
 
-    @Test(arguments: [FakeReply.Misbehavior.neverAnswer, .stallAfterHeaders, .trickle(interval: .milliseconds(300))])
-    func cancellingTheCallerEndsTheRequestAtOnce(_ misbehavior: FakeReply.Misbehavior) async throws {
+    @Test(arguments: TransportKind.allCases, [FakeReply.Misbehavior.neverAnswer, .stallAfterHeaders, .trickle(interval: .milliseconds(300))])
+    func cancellingTheCallerEndsTheRequestAtOnce(_ kind: TransportKind, _ misbehavior: FakeReply.Misbehavior) async throws {
         try await withFakeOpenAIServer { server in
             server.enqueue(FakeReply.chat("late").misbehaving(misbehavior))
-            let transport = URLSessionTransport(timeout: .seconds(60))
+            let transport = kind.make(timeout: .seconds(60))
             let url = server.baseURL
             let request = Task { try await transport.send(HTTPRequest(url: url)) }
             // Wait until the server holds the request, then cancel the caller.
@@ -63,10 +63,10 @@ import XeroMLTesting
         }
     }
 
-    @Test func manyRequestsCancelledTogetherAllEnd() async throws {
+    @Test(arguments: TransportKind.allCases) func manyRequestsCancelledTogetherAllEnd(_ kind: TransportKind) async throws {
         // The pattern that used to deadlock: many requests in flight, all cancelled at once.
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.neverAnswer) }) { server in
-            let transport = URLSessionTransport(timeout: .seconds(60))
+            let transport = kind.make(timeout: .seconds(60))
             let url = server.baseURL
             let group = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -85,11 +85,11 @@ import XeroMLTesting
         }
     }
 
-    @Test func manyDeadlinesExpiringTogetherAllEnd() async throws {
+    @Test(arguments: TransportKind.allCases) func manyDeadlinesExpiringTogetherAllEnd(_ kind: TransportKind) async throws {
         // Requests queued behind others and timing out together against a silent server: each round
         // of 64 ends within its 300 ms deadline plus slack, never hangs.
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.neverAnswer) }) { server in
-            let transport = URLSessionTransport(timeout: .milliseconds(300))
+            let transport = kind.make(timeout: .milliseconds(300))
             let url = server.baseURL
             for round in 0..<5 {
                 let start = Self.clock.now
@@ -109,11 +109,11 @@ import XeroMLTesting
         }
     }
 
-    @Test(arguments: [1, 8, 64])
-    func concurrentRequestsAreAllOnTheWire(_ concurrency: Int) async throws {
+    @Test(arguments: TransportKind.allCases, [1, 8, 64])
+    func concurrentRequestsAreAllOnTheWire(_ kind: TransportKind, _ concurrency: Int) async throws {
         let delay = Duration.seconds(1)
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("ok").delayed(by: delay) }) { server in
-            let transport = URLSessionTransport(timeout: .seconds(30))
+            let transport = kind.make(timeout: .seconds(30))
             let url = server.baseURL
             let latencies = try await withThrowingTaskGroup(of: Duration.self) { group in
                 for _ in 0..<concurrency {
@@ -133,10 +133,10 @@ import XeroMLTesting
         }
     }
 
-    @Test func aKeepAliveServerServesManyRequestsPerConnection() async throws {
+    @Test(arguments: TransportKind.allCases) func aKeepAliveServerServesManyRequestsPerConnection(_ kind: TransportKind) async throws {
         let server = try FakeOpenAIServer(handler: { _ in .chat("ok") }, keepAlive: true)
         defer { server.stop() }
-        let transport = URLSessionTransport(timeout: .seconds(10))
+        let transport = kind.make(timeout: .seconds(10))
         let url = server.baseURL
         for _ in 0..<20 { #expect(try await transport.send(HTTPRequest(url: url)).statusCode == 200) }
         try await withThrowingTaskGroup(of: Int.self) { group in
@@ -145,4 +145,19 @@ import XeroMLTesting
         }
         #expect(server.requestCount == 36)
     }
+}
+
+/// The transports every transport test runs against: the default (``NIOTransport``) and
+/// ``URLSessionTransport``.
+enum TransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case nio, urlsession
+
+    func make(timeout: Duration = .seconds(60), maxResponseBytes: Int = 8 << 20) -> any HTTPTransport {
+        switch self {
+        case .nio: NIOTransport(timeout: timeout, maxResponseBytes: maxResponseBytes)
+        case .urlsession: URLSessionTransport(timeout: timeout, maxResponseBytes: maxResponseBytes)
+        }
+    }
+
+    var testDescription: String { rawValue }
 }

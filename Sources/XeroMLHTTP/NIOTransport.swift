@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The ``HTTPTransport`` XeroML uses by default: AsyncHTTPClient on SwiftNIO, non-streaming
+/// requests with a deadline over the whole exchange and a bounded response size.
+///
+/// ```swift
+/// let transport = NIOTransport(timeout: .seconds(30), maxResponseBytes: 4 << 20)
+/// let response = try await transport.send(.post(url, json: body)).checked()
+/// ```
+///
+/// - The deadline covers the whole exchange (connecting, sending, waiting, receiving the body): a
+///   request still unfinished at ``HTTPRequest/timeout`` (else ``timeout``) is cancelled and fails
+///   with ``HTTPError/Code/timeout``, whatever the server does meanwhile (never answers, stalls after
+///   its headers, trickles a byte at a time).
+/// - A response whose body exceeds ``maxResponseBytes`` fails with ``HTTPError/Code/responseTooLarge``
+///   as soon as the limit is passed.
+/// - Cancelling the calling task cancels the request at once.
+/// - A refused connection fails with ``HTTPError/Code/connectionFailed`` at once, not at the deadline;
+///   retrying is the caller's policy (`RetryPolicy`, `SyncRetryPolicy`).
+/// - Every transport shares one connection pool per process, with up to 1,024 connections per host:
+///   XeroML bounds the requests in flight itself (the runner's `maxConcurrency`, the
+///   `AdaptiveLimiter`), so the transport never queues below that. Idle connections are kept for
+///   60 seconds and reused.
+///
+/// It replaced ``URLSessionTransport`` as the default because it costs far less CPU per request; the
+/// measurements are in `docs/decisions/0005-http-transport-asynchttpclient.md`.
+///
+/// ## Topics
+/// - ``init(timeout:maxResponseBytes:)``
+/// - ``timeout``
+/// - ``maxResponseBytes``
+public struct NIOTransport: HTTPTransport {
+    /// The deadline of requests that do not set their own.
+    public let timeout: Duration
+    /// The largest response body accepted, in bytes.
+    public let maxResponseBytes: Int
+
+    /// A transport over the process's shared connection pool.
+    ///
+    /// - Parameters:
+    ///   - timeout: the deadline of a request that sets none (default 60 s).
+    ///   - maxResponseBytes: the largest body accepted (default 8 MiB).
+    public init(timeout: Duration = .seconds(60), maxResponseBytes: Int = 8 << 20) {
+        self.timeout = timeout
+        self.maxResponseBytes = max(0, maxResponseBytes)
+    }
+
+    /// The process's client. It lives as long as the process, so it is never shut down.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        // A refused connection fails its request at once: XeroML's own retry policies decide whether
+        // and when to try again (the client's default would retry until the request's deadline).
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(30))
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try Task.checkCancellation()
+        try request.checkScheme()
+        let deadline = request.timeout ?? timeout
+        let url = request.url
+        let outgoing: HTTPClient.Request
+        do {
+            var headers = HTTPHeaders()
+            for (name, value) in request.headers { headers.add(name: name, value: value) }
+            outgoing = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: request.method), headers: headers,
+                                              body: request.body.map { .byteBuffer(ByteBuffer(bytes: $0)) })
+        } catch {
+            throw HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(error)")
+        }
+        let limit = maxResponseBytes
+        let task = Self.client.execute(
+            request: outgoing, delegate: ResponseAccumulator(request: outgoing, maxBodySize: limit),
+            eventLoop: .indifferent, deadline: .now() + .nanoseconds(Int64(deadline.seconds * 1e9)), logger: nil)
+        let response: HTTPClient.Response
+        do {
+            response = try await withTaskCancellationHandler {
+                try await task.futureResult.get()
+            } onCancel: {
+                task.cancel()
+            }
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw Self.translate(error, url: url, deadline: deadline, limit: limit)
+        }
+        var headers: [String: String] = [:]
+        for (name, value) in response.headers {
+            let key = name.lowercased()
+            headers[key] = headers[key].map { "\($0), \(value)" } ?? value
+        }
+        let body = response.body.map { Data($0.readableBytesView) } ?? Data()
+        return HTTPResponse(statusCode: Int(response.status.code), headers: headers, body: body)
+    }
+
+    /// Maps an AsyncHTTPClient or NIO failure to an ``HTTPError``.
+    static func translate(_ error: any Error, url: URL, deadline: Duration, limit: Int) -> any Error {
+        if error is CancellationError { return error }
+        if error is ResponseAccumulator.ResponseTooBigError {
+            return HTTPError(.responseTooLarge, "the response of \(url.absoluteString) is larger than the limit of \(limit) bytes")
+        }
+        if let error = error as? HTTPClientError {
+            if [.deadlineExceeded, .readTimeout, .writeTimeout].contains(error) {
+                return HTTPError(.timeout, "\(url.absoluteString) did not answer within \(deadline)")
+            }
+            if error == .cancelled { return CancellationError() }
+            if [.invalidURL, .emptyHost, .emptyScheme].contains(error) || "\(error)".contains("unsupportedScheme") {
+                return HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(error)")
+            }
+            if error == .invalidProxyResponse {
+                return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response: \(error)")
+            }
+            return HTTPError(.connectionFailed, "request to \(url.absoluteString) failed: \(error)")
+        }
+        if error is HTTPParserError {
+            return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response: \(error)")
+        }
+        return HTTPError(.connectionFailed, "cannot reach \(url.absoluteString): \(error)")
+    }
+}
