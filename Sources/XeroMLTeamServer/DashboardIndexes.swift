@@ -13,8 +13,8 @@ public enum DashboardIndexes {
         #"CREATE INDEX IF NOT EXISTS dashboard_run_items_by_dataset_item ON run_items (project_id, run_id, dataset_item_id COLLATE "C", repetition) WHERE dataset_item_id IS NOT NULL"#,
         // Error counts and groups.
         #"CREATE INDEX IF NOT EXISTS dashboard_run_items_errors ON run_items (project_id, run_id) WHERE error IS NOT NULL"#,
-        // The items table sorted by latency.
-        #"CREATE INDEX IF NOT EXISTS dashboard_run_items_by_latency ON run_items (project_id, run_id, latency_ms, id COLLATE "C")"#,
+        // (No index for the items table sorted by latency: such a page sorts the run's items, tens of
+        // milliseconds at 100,000, where the index cost every push one entry per item.)
         // A run's item scores by name and value: summaries, histograms, score filters and sorts, comparisons.
         #"CREATE INDEX IF NOT EXISTS dashboard_scores_by_value ON scores (project_id, run_id, name COLLATE "C", value, data_type COLLATE "C", run_item_id COLLATE "C") WHERE run_item_id IS NOT NULL"#,
         // An item's scores, and a trace's.

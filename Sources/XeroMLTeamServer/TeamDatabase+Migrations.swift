@@ -186,11 +186,13 @@ extension TeamDatabase {
         // ingestion's and the commit's lookups by run, trace and run item, so migration 1 has no index
         // of its own on those columns: every index is written for every row a chunk inserts.
         TeamMigration(version: 2, name: "dashboard indexes", statements: DashboardIndexes.statements),
-        // Item scores are read through `dashboard_scores_by_value` (every such query names
-        // `run_item_id IS NOT NULL`); only run-level scores need an index by run. Two index entries per
-        // item fewer to write at ingestion.
-        TeamMigration(version: 3, name: "run-level scores index", statements: [
+        // Fewer index entries to write per pushed item (measured: 100,000 items pushed in 8.3-8.9 s
+        // instead of 9.5-10.2 s without the latency index alone). Item scores are read through
+        // `dashboard_scores_by_value` (every such query names `run_item_id IS NOT NULL`), so only
+        // run-level scores need an index by run; the items table sorted by latency sorts the run's items.
+        TeamMigration(version: 3, name: "fewer ingestion indexes", statements: [
             "DROP INDEX IF EXISTS scores_run_name",
+            "DROP INDEX IF EXISTS dashboard_run_items_by_latency",
             "CREATE INDEX IF NOT EXISTS scores_run_level ON scores (project_id, run_id, id COLLATE \"C\") WHERE run_item_id IS NULL",
         ]),
     ]
