@@ -151,15 +151,19 @@ struct ChunkJSONReader {
     mutating func string() throws(Bail) -> String {
         try expect(Self.quote)
         let start = i
+        var bits: UInt8 = 0
         while i < count {
             let byte = base[i]
             if byte == Self.quote || byte == Self.backslash || byte < 0x20 { break }
+            bits |= byte
             i += 1
         }
         guard i < count else { throw Bail() }
         if base[i] == Self.quote {
             let bytes = UnsafeBufferPointer(start: base + start, count: i - start)
             i += 1
+            // ASCII (the usual case) is valid UTF-8 as it is; anything else is checked.
+            if bits < 0x80 { return String(decoding: bytes, as: UTF8.self) }
             guard let value = String(validating: bytes, as: UTF8.self) else { throw Bail() }
             return value
         }

@@ -408,29 +408,35 @@ struct SyncStore: Sendable {
                                    message: "the server lacks \(missing.count) of the run's \(request.chunkCount) chunks: \(shown)",
                                    missingChunks: missing)
                 }
-                // Run items name the client's dataset items; point them at the server's canonical items.
-                try await connection.query("""
-                    UPDATE run_items ri SET dataset_item_id = a.item_id
-                    FROM dataset_item_aliases a
-                    WHERE ri.project_id = \(project) AND ri.run_id = \(runID) AND a.project_id = \(project)
-                      AND a.client_item_id = ri.dataset_item_id AND a.item_id <> ri.dataset_item_id
-                    """, logger: logger)
+                // One pass over the run's items: how many there are, how many name a dataset item no
+                // chunk brought, and how many name a client item the server holds under another id
+                // (pushed first from another machine), which are then pointed at the canonical item.
                 let counts = try await connection.query("""
                     SELECT count(*)::int8,
-                           count(*) FILTER (WHERE ri.dataset_item_id IS NOT NULL AND NOT EXISTS (
-                               SELECT 1 FROM dataset_item_aliases a
-                               WHERE a.project_id = \(project) AND a.client_item_id = ri.dataset_item_id))::int8
-                    FROM run_items ri WHERE ri.project_id = \(project) AND ri.run_id = \(runID)
+                           count(*) FILTER (WHERE ri.dataset_item_id IS NOT NULL AND a.client_item_id IS NULL)::int8,
+                           count(*) FILTER (WHERE a.item_id <> ri.dataset_item_id)::int8
+                    FROM run_items ri LEFT JOIN dataset_item_aliases a
+                        ON a.project_id = ri.project_id AND a.client_item_id = ri.dataset_item_id
+                    WHERE ri.project_id = \(project) AND ri.run_id = \(runID)
                     """, logger: logger)
                 var total = 0
                 var unresolved = 0
-                for try await (all, dangling) in counts.decode((Int, Int).self) { (total, unresolved) = (all, dangling) }
+                var remapped = 0
+                for try await (all, dangling, other) in counts.decode((Int, Int, Int).self) { (total, unresolved, remapped) = (all, dangling, other) }
                 guard total == request.runItemCount else {
                     throw APIError.conflict("the server holds \(total) run items of the run but the commit names \(request.runItemCount); "
                                             + "send the missing chunks again")
                 }
                 guard unresolved == 0 else {
                     throw APIError.conflict("\(unresolved) run items name dataset items that no chunk of the run holds")
+                }
+                if remapped > 0 {
+                    try await connection.query("""
+                        UPDATE run_items ri SET dataset_item_id = a.item_id
+                        FROM dataset_item_aliases a
+                        WHERE ri.project_id = \(project) AND ri.run_id = \(runID) AND a.project_id = \(project)
+                          AND a.client_item_id = ri.dataset_item_id AND a.item_id <> ri.dataset_item_id
+                        """, logger: logger)
                 }
                 try await connection.query("""
                     UPDATE experiment_runs SET committed_us = \(nowMicroseconds()), chunk_count = \(request.chunkCount), run_item_count = \(total)
