@@ -78,6 +78,7 @@ public enum Assets {
     .filters { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end; margin: 8px 0 12px; padding: 8px 10px;
       background: var(--panel); border-radius: 6px; }
     .filters label { display: inline-flex; gap: 4px; align-items: center; }
+    .login label { gap: 10px; }
     input, select, button { font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: 3px 6px; }
     input[type=number] { width: 90px; }
     button, .button { cursor: pointer; background: var(--accent); color: var(--bg); border-color: var(--accent); padding: 4px 12px;

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The ``HTTPTransport`` XeroML uses by default: AsyncHTTPClient on SwiftNIO, non-streaming
 /// requests with a deadline over the whole exchange and a bounded response size.
@@ -20,6 +21,7 @@ import NIOHTTP1
 /// - Cancelling the calling task cancels the request at once.
 /// - A refused connection fails with ``HTTPError/Code/connectionFailed`` at once, not at the deadline;
 ///   retrying is the caller's policy (`RetryPolicy`, `SyncRetryPolicy`).
+/// - Proxies come from the environment as curl reads them (``HTTPProxySettings``), unless given.
 /// - Every transport shares one connection pool per process, with up to 1,024 connections per host:
 ///   XeroML bounds the requests in flight itself (the runner's `maxConcurrency`, the
 ///   `AdaptiveLimiter`), so the transport never queues below that. Idle connections are kept for
@@ -29,28 +31,72 @@ import NIOHTTP1
 /// measurements are in `docs/decisions/0005-http-transport-asynchttpclient.md`.
 ///
 /// ## Topics
-/// - ``init(timeout:maxResponseBytes:)``
+/// - ``init(timeout:maxResponseBytes:proxies:)``
 /// - ``timeout``
 /// - ``maxResponseBytes``
+/// - ``proxies``
 public struct NIOTransport: HTTPTransport {
     /// The deadline of requests that do not set their own.
     public let timeout: Duration
     /// The largest response body accepted, in bytes.
     public let maxResponseBytes: Int
+    /// Which proxy each request goes through.
+    public let proxies: HTTPProxySettings
 
     /// A transport over the process's shared connection pool.
     ///
     /// - Parameters:
     ///   - timeout: the deadline of a request that sets none (default 60 s).
     ///   - maxResponseBytes: the largest body accepted (default 8 MiB).
-    public init(timeout: Duration = .seconds(60), maxResponseBytes: Int = 8 << 20) {
+    ///   - proxies: the proxies to use (default: this process's environment, as curl reads it:
+    ///     `https_proxy`, `http_proxy`, `all_proxy`, `no_proxy`; see ``HTTPProxySettings``).
+    public init(timeout: Duration = .seconds(60), maxResponseBytes: Int = 8 << 20,
+                proxies: HTTPProxySettings = .environment()) {
         self.timeout = timeout
         self.maxResponseBytes = max(0, maxResponseBytes)
+        self.proxies = proxies
     }
 
-    /// The process's client. It lives as long as the process, so it is never shut down.
-    static let client: HTTPClient = {
+    /// The process's clients, one per proxy (and one direct). They live as long as the process, so
+    /// they are never shut down.
+    private static let clients = Mutex<[URL?: HTTPClient]>([:])
+
+    static func client(proxy: URL?) throws(HTTPError) -> HTTPClient {
+        let setting = try proxy.map { url throws(HTTPError) in try nioProxy(url) }
+        return clients.withLock { clients in
+            if let client = clients[proxy] { return client }
+            let client = makeClient(proxy: setting)
+            clients[proxy] = client
+            return client
+        }
+    }
+
+    /// AsyncHTTPClient's setting for a proxy address.
+    static func nioProxy(_ url: URL) throws(HTTPError) -> HTTPClient.Configuration.Proxy {
+        var shown = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        shown?.user = nil
+        shown?.password = nil
+        let display = shown?.string ?? "the proxy"
+        guard let host = url.host, !host.isEmpty else {
+            throw HTTPError(.invalidRequest, "the proxy \(display) names no host")
+        }
+        switch url.scheme?.lowercased() ?? "http" {
+        case "http":
+            let authorization = url.user.map {
+                HTTPClient.Authorization.basic(username: $0.removingPercentEncoding ?? $0,
+                                               password: url.password.map { $0.removingPercentEncoding ?? $0 } ?? "")
+            }
+            return .server(host: host, port: url.port ?? 1080, authorization: authorization)
+        case "socks5", "socks5h":
+            return .socksServer(host: host, port: url.port ?? 1080)
+        default:
+            throw HTTPError(.invalidRequest, "the proxy \(display) is not supported: give an http:// or socks5:// proxy")
+        }
+    }
+
+    private static func makeClient(proxy: HTTPClient.Configuration.Proxy?) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        configuration.proxy = proxy
         configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
         // A refused connection fails its request at once: XeroML's own retry policies decide whether
@@ -58,7 +104,7 @@ public struct NIOTransport: HTTPTransport {
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(30))
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+    }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         try Task.checkCancellation()
@@ -75,7 +121,8 @@ public struct NIOTransport: HTTPTransport {
             throw HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(error)")
         }
         let limit = maxResponseBytes
-        let task = Self.client.execute(
+        let client = try Self.client(proxy: proxies.proxy(for: url))
+        let task = client.execute(
             request: outgoing, delegate: ResponseAccumulator(request: outgoing, maxBodySize: limit),
             eventLoop: .indifferent, deadline: .now() + .nanoseconds(Int64(deadline.seconds * 1e9)), logger: nil)
         let response: HTTPClient.Response

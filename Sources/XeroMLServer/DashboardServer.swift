@@ -314,7 +314,9 @@ struct DashboardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         response.headers[.contentSecurityPolicy] = DashboardServer.contentSecurityPolicy
         response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[HTTPFields.Element.Name("Referrer-Policy")!] = "no-referrer"
+        // Same-origin requests keep their origin (a POSTed form names it, which the team server's sign-in
+        // checks; with no-referrer a browser sends `Origin: null`); no other site learns a dashboard URL.
+        response.headers[HTTPFields.Element.Name("Referrer-Policy")!] = "same-origin"
         response.headers[HTTPFields.Element.Name("X-Frame-Options")!] = "DENY"
         return response
     }

@@ -29,9 +29,12 @@ public final class FaultProxy: Sendable {
 
     /// The port the proxy listens on.
     public let port: UInt16
+    /// Whether connections open with an HTTP `CONNECT` (as a client sends to an HTTP proxy).
+    public let tunnels: Bool
     private let listener: Int32
     private struct State {
         var upstreamPort: UInt16
+        var tunnelRequests: [String] = []
         var faults: [Fault] = []
         var connections = 0
         var faultsServed = 0
@@ -45,7 +48,12 @@ public final class FaultProxy: Sendable {
     public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)")! }
 
     /// Starts listening on a free port of 127.0.0.1, forwarding to `upstreamPort` there.
-    public init(upstreamPort: UInt16) throws {
+    ///
+    /// With `tunnels`, the proxy acts as an HTTP proxy for clients that tunnel: each connection's
+    /// `CONNECT` request is recorded (``tunnelRequests``) and answered 200, and the connection is then
+    /// forwarded to `upstreamPort`, whatever address the request named.
+    public init(upstreamPort: UInt16, tunnels: Bool = false) throws {
+        self.tunnels = tunnels
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var one: Int32 = 1
@@ -72,6 +80,9 @@ public final class FaultProxy: Sendable {
     }
 
     deinit { stop() }
+
+    /// The head of each `CONNECT` request received so far (request line and headers), in order.
+    public var tunnelRequests: [String] { state.withLock { $0.tunnelRequests } }
 
     /// Adds faults for the next connections, in order.
     public func script(_ faults: [Fault]) {
@@ -139,6 +150,23 @@ public final class FaultProxy: Sendable {
             writeAll(client, Array(response.utf8))
             close(client)
         case nil:
+            if tunnels {
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let head = readHead(client)
+                guard head.hasPrefix("CONNECT ") else {
+                    writeAll(client, Array("HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+                    close(client)
+                    return
+                }
+                state.withLock { $0.tunnelRequests.append(head) }
+                timeout = timeval(tv_sec: 0, tv_usec: 0)
+                setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                guard writeAll(client, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8)) else {
+                    close(client)
+                    return
+                }
+            }
             forward(client, upstreamPort: upstreamPort)
         }
     }
@@ -186,14 +214,16 @@ public final class FaultProxy: Sendable {
         shutdown(source, Int32(SHUT_RDWR))
     }
 
-    /// Reads until the end of an HTTP request head (or the connection ends).
-    private func readHead(_ fd: Int32) {
+    /// Reads until the end of an HTTP request head (or the connection ends); answers the head read.
+    @discardableResult
+    private func readHead(_ fd: Int32) -> String {
         var seen: [UInt8] = []
         var byte: UInt8 = 0
         while recv(fd, &byte, 1, 0) == 1 {
             seen.append(byte)
-            if seen.count >= 4 && seen.suffix(4) == [13, 10, 13, 10] { return }
+            if seen.count >= 4 && seen.suffix(4) == [13, 10, 13, 10] { break }
         }
+        return String(decoding: seen, as: UTF8.self)
     }
 
     @discardableResult

@@ -24,35 +24,9 @@ enum Browser {
 struct BrowserTests {
     static let screenshots = ProcessInfo.processInfo.environment["XEROML_SCREENSHOTS"]
 
-    /// Starts chromedriver on a free port and a browser session; quits both after `body`.
+    /// A headless browser for `body` (``withHeadlessBrowser(_:)``).
     func withBrowser(_ body: (WebDriver) async throws -> Void) async throws {
-        let driver = try ServerProcess(executable: URL(fileURLWithPath: WebDriver.chromedriver), arguments: ["--port=0"])
-        var driverBase: String?
-        do {
-            try await driver.waitFor(.seconds(30), "chromedriver to start") { out, _ in out.contains("started successfully on port") }
-            let out = driver.output.stdout
-            let port = out[out.range(of: #"successfully on port [0-9]+"#, options: .regularExpression)!].split(separator: " ").last!
-            driverBase = "http://127.0.0.1:\(port)"
-            let browser = try await WebDriver.start(driverBase: driverBase!)
-            do {
-                try await body(browser)
-            } catch {
-                await browser.quit()
-                throw error
-            }
-            await browser.quit()
-        } catch {
-            await Self.stop(driver, base: driverBase)
-            throw error
-        }
-        await Self.stop(driver, base: driverBase)
-    }
-
-    /// Asks chromedriver to close every browser it started (`/shutdown`), then ends it: a browser
-    /// whose session never started is not left running.
-    static func stop(_ driver: ServerProcess, base: String?) async {
-        if let base { _ = try? await LoopbackHTTP.request(base + "/shutdown", method: "GET", body: nil, timeout: 10) }
-        await driver.stop()
+        try await withHeadlessBrowser(body)
     }
 
     @Test func fromARunsURLToTheRegressionsOfACompareRuns() async throws {

@@ -1,27 +1,28 @@
-import Foundation
+package import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A small client of the W3C WebDriver protocol, for driving a headless Chromium through chromedriver.
-struct WebDriver: Sendable {
+/// A small client of the W3C WebDriver protocol, for driving a headless Chromium through chromedriver:
+/// the package's browser tests of the local dashboard and of the team server's.
+package struct WebDriver: Sendable {
     /// Where the browser and its driver are: Debian's `chromium` and `chromium-driver` packages, or
     /// `XEROML_CHROMIUM` and `XEROML_CHROMEDRIVER`.
-    static let chromium = ProcessInfo.processInfo.environment["XEROML_CHROMIUM"] ?? "/usr/bin/chromium"
-    static let chromedriver = ProcessInfo.processInfo.environment["XEROML_CHROMEDRIVER"] ?? "/usr/bin/chromedriver"
-    static var available: Bool {
+    package static let chromium = ProcessInfo.processInfo.environment["XEROML_CHROMIUM"] ?? "/usr/bin/chromium"
+    package static let chromedriver = ProcessInfo.processInfo.environment["XEROML_CHROMEDRIVER"] ?? "/usr/bin/chromedriver"
+    package static var available: Bool {
         FileManager.default.isExecutableFile(atPath: chromium) && FileManager.default.isExecutableFile(atPath: chromedriver)
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
-    let base: String
-    let session: String
+    package let base: String
+    package let session: String
 
     /// Starts a headless browser session through the driver at `driverBase`.
-    static func start(driverBase: String, width: Int = 1280, height: Int = 900) async throws -> WebDriver {
+    package static func start(driverBase: String, width: Int = 1280, height: Int = 900) async throws -> WebDriver {
         let capabilities: [String: Any] = ["capabilities": ["alwaysMatch": [
             "browserName": "chrome",
             "goog:chromeOptions": [
@@ -38,7 +39,7 @@ struct WebDriver: Sendable {
     }
 
     @discardableResult
-    static func call(_ url: String, method: String, body: [String: Any]? = nil, timeout: TimeInterval = 30) async throws -> Any? {
+    package static func call(_ url: String, method: String, body: [String: Any]? = nil, timeout: TimeInterval = 30) async throws -> Any? {
         let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }
         let (status, reply) = try await LoopbackHTTP.request(url, method: method, body: data, timeout: timeout)
         let object = try JSONSerialization.jsonObject(with: reply.isEmpty ? Data("{}".utf8) : reply)
@@ -50,16 +51,16 @@ struct WebDriver: Sendable {
     }
 
     @discardableResult
-    func command(_ path: String, method: String = "POST", _ body: [String: Any]? = nil) async throws -> Any? {
+    package func command(_ path: String, method: String = "POST", _ body: [String: Any]? = nil) async throws -> Any? {
         try await Self.call("\(base)/session/\(session)\(path)", method: method, body: body ?? (method == "POST" ? [:] : nil))
     }
 
-    func open(_ url: String) async throws { try await command("/url", ["url": url]) }
+    package func open(_ url: String) async throws { try await command("/url", ["url": url]) }
 
-    var currentURL: String { get async throws { try await command("/url", method: "GET") as? String ?? "" } }
+    package var currentURL: String { get async throws { try await command("/url", method: "GET") as? String ?? "" } }
 
     /// The element matching `css`, waiting up to `timeout` for it to appear.
-    func element(_ css: String, timeout: Duration = .seconds(10)) async throws -> String {
+    package func element(_ css: String, timeout: Duration = .seconds(10)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let found = try? await command("/element", ["using": "css selector", "value": css]) as? [String: Any],
@@ -71,23 +72,28 @@ struct WebDriver: Sendable {
         }
     }
 
-    func elements(_ css: String) async throws -> [String] {
+    package func elements(_ css: String) async throws -> [String] {
         let found = try await command("/elements", ["using": "css selector", "value": css]) as? [[String: Any]] ?? []
         return found.compactMap { $0.values.first as? String }
     }
 
-    func click(_ element: String) async throws { try await command("/element/\(element)/click") }
+    package func click(_ element: String) async throws { try await command("/element/\(element)/click") }
 
-    func text(_ element: String) async throws -> String {
+    /// Types `text` into `element` (an input).
+    package func type(_ text: String, into element: String) async throws {
+        try await command("/element/\(element)/value", ["text": text])
+    }
+
+    package func text(_ element: String) async throws -> String {
         try await command("/element/\(element)/text", method: "GET") as? String ?? ""
     }
 
-    func attribute(_ element: String, _ name: String) async throws -> String? {
+    package func attribute(_ element: String, _ name: String) async throws -> String? {
         try await command("/element/\(element)/attribute/\(name)", method: "GET") as? String
     }
 
     /// Waits until the current URL satisfies `predicate`.
-    func waitForURL(_ what: String, timeout: Duration = .seconds(10), _ predicate: (String) -> Bool) async throws -> String {
+    package func waitForURL(_ what: String, timeout: Duration = .seconds(10), _ predicate: (String) -> Bool) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             let url = try await currentURL
@@ -98,7 +104,7 @@ struct WebDriver: Sendable {
     }
 
     /// Writes a PNG of the whole page to `directory/name.png`, when a directory is given.
-    func screenshot(_ name: String, to directory: String?) async throws {
+    package func screenshot(_ name: String, to directory: String?) async throws {
         guard let directory else { return }
         // The window's height is the page's plus the browser's own frame, so the PNG holds the whole page.
         let sizes = try await command("/execute/sync", [
@@ -114,19 +120,19 @@ struct WebDriver: Sendable {
     }
 
     /// The text of an open dialog (`alert`), or `nil` when none is open.
-    func alertText() async throws -> String? {
+    package func alertText() async throws -> String? {
         try? await command("/alert/text", method: "GET") as? String
     }
 
-    func quit() async { _ = try? await Self.call("\(base)/session/\(session)", method: "DELETE", timeout: 10) }
+    package func quit() async { _ = try? await Self.call("\(base)/session/\(session)", method: "DELETE", timeout: 10) }
 }
 
 /// A minimal HTTP/1.1 client over a loopback TCP socket, for chromedriver: its replies write headers
 /// as `Content-Length:917` (no space), which URLSession on Linux rejects ("Failed writing header").
 /// Each request opens a connection, sends `Connection: close` and reads to the end, on a dispatch
 /// thread (never on the cooperative pool), with a receive timeout.
-enum LoopbackHTTP {
-    static func request(_ url: String, method: String, body: Data?, timeout: TimeInterval) async throws -> (Int, Data) {
+package enum LoopbackHTTP {
+    package static func request(_ url: String, method: String, body: Data?, timeout: TimeInterval) async throws -> (Int, Data) {
         guard let parsed = URLComponents(string: url), let port = parsed.port else { throw WebDriver.Failure(description: "bad URL \(url)") }
         let path = parsed.percentEncodedPath + (parsed.percentEncodedQuery.map { "?" + $0 } ?? "")
         return try await withCheckedThrowingContinuation { continuation in
@@ -205,4 +211,39 @@ enum LoopbackHTTP {
         }
         return out
     }
+}
+
+/// Starts chromedriver on a free port and a headless browser session, runs `body`, then closes the
+/// browser and stops the driver (also when `body` throws). Needs ``WebDriver/available``.
+package func withHeadlessBrowser(_ body: (WebDriver) async throws -> Void) async throws {
+    let driver = try RunningProcess(executable: URL(fileURLWithPath: WebDriver.chromedriver), arguments: ["--port=0"])
+    var driverBase: String?
+    do {
+        try await driver.waitFor(.seconds(30), "chromedriver to start") { out, _ in out.contains("started successfully on port") }
+        let out = driver.output.stdout
+        guard let range = out.range(of: #"successfully on port [0-9]+"#, options: .regularExpression),
+              let port = out[range].split(separator: " ").last else {
+            throw WebDriver.Failure(description: "chromedriver printed no port: \(out)")
+        }
+        driverBase = "http://127.0.0.1:\(port)"
+        let browser = try await WebDriver.start(driverBase: driverBase!)
+        do {
+            try await body(browser)
+        } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+    } catch {
+        await stopDriver(driver, base: driverBase)
+        throw error
+    }
+    await stopDriver(driver, base: driverBase)
+}
+
+/// Asks chromedriver to close every browser it started (`/shutdown`), then ends it: a browser whose
+/// session never started is not left running.
+private func stopDriver(_ driver: RunningProcess, base: String?) async {
+    if let base { _ = try? await LoopbackHTTP.request(base + "/shutdown", method: "GET", body: nil, timeout: 10) }
+    await driver.stop()
 }
