@@ -195,20 +195,28 @@ struct SyncStore: Sendable {
                                            items: [DatasetItemRow]) async throws -> Int {
         // Sorted, so concurrent transactions take row locks in one order.
         let items = items.sorted { $0.id < $1.id }
-        var binds = Binds()
-        binds.add(project)
-        binds.add(datasetID)
-        binds.add(items.map(\.id) as [String?])
-        binds.add(items.map(\.externalID))
-        binds.add(items.map(\.input) as [String?])
-        binds.add(items.map(\.expectedOutput))
-        binds.add(items.map(\.metadata))
-        binds.add(items.map(\.createdUs) as [Int64?])
+        // $1 project, $2 dataset, $3… the items' columns, for both statements below.
+        func itemBinds(_ items: [DatasetItemRow]) -> Binds {
+            var binds = Binds()
+            binds.add(project)
+            binds.add(datasetID)
+            binds.add(items.map(\.id) as [String?])
+            binds.add(items.map(\.externalID))
+            binds.add(items.map(\.input) as [String?])
+            binds.add(items.map(\.expectedOutput))
+            binds.add(items.map(\.metadata))
+            binds.add(items.map(\.createdUs) as [Int64?])
+            return binds
+        }
+        let source = """
+            UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[])
+                AS u(id, external_id, input, expected_output, metadata, created_us)
+            """
+        let binds = itemBinds(items)
         let rows = try await connection.query(binds.query("""
             INSERT INTO dataset_items (project_id, id, dataset_id, item_key, external_id, input, expected_output, metadata, created_us)
             SELECT $1, u.id, $2, \(itemKey), u.external_id, u.input, u.expected_output, u.metadata, u.created_us
-            FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[])
-                 AS u(id, external_id, input, expected_output, metadata, created_us)
+            FROM \(source)
             ON CONFLICT DO NOTHING
             RETURNING id
             """), logger: logger)
@@ -229,18 +237,10 @@ struct SyncStore: Sendable {
             """), logger: logger)
         let others = items.filter { !inserted.contains($0.id) }
         if !others.isEmpty {
-            var lookup = Binds()
-            lookup.add(project)
-            lookup.add(datasetID)
-            lookup.add(others.map(\.id) as [String?])
-            lookup.add(others.map(\.externalID))
-            lookup.add(others.map(\.input) as [String?])
-            lookup.add(others.map(\.expectedOutput))
-            try await connection.query(lookup.query("""
+            try await connection.query(itemBinds(others).query("""
                 INSERT INTO dataset_item_aliases (project_id, client_item_id, item_id)
                 SELECT $1, s.id, d.id
-                FROM (SELECT u.id, \(itemKey) AS item_key
-                      FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, external_id, input, expected_output)) s
+                FROM (SELECT u.id, \(itemKey) AS item_key FROM \(source)) s
                 CROSS JOIN LATERAL (SELECT d.id FROM dataset_items d
                                     WHERE d.project_id = $1 AND d.dataset_id = $2 AND d.item_key = s.item_key) d
                 ON CONFLICT DO NOTHING
