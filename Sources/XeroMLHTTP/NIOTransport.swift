@@ -124,7 +124,7 @@ public struct NIOTransport: HTTPTransport {
         let client = try Self.client(proxy: proxies.proxy(for: url))
         let task = client.execute(
             request: outgoing, delegate: ResponseAccumulator(request: outgoing, maxBodySize: limit),
-            eventLoop: .indifferent, deadline: .now() + .nanoseconds(Int64(deadline.seconds * 1e9)), logger: nil)
+            eventLoop: .indifferent, deadline: .now() + .nanoseconds(Int64(min(max(deadline.seconds, 0), 1e9) * 1e9)), logger: nil)
         let response: HTTPClient.Response
         do {
             response = try await withTaskCancellationHandler {

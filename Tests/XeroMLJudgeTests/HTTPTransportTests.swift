@@ -108,4 +108,11 @@ import XeroMLTesting
         #expect(error?.code == .invalidRequest, "\(String(describing: error))")
         #expect(error?.isRetryable == false)
     }
+
+    @Test(arguments: TransportKind.allCases) func anEnormousTimeoutIsJustALongOne(_ kind: TransportKind) async throws {
+        try await withFakeOpenAIServer(handler: { _ in .chat("ok") }) { server in
+            let response = try await kind.make(timeout: .seconds(1 << 40)).send(HTTPRequest(url: server.baseURL))
+            #expect(response.statusCode == 200)
+        }
+    }
 }
