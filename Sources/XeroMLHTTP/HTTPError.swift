@@ -25,7 +25,7 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case timeout, connectionFailed, status, responseTooLarge, invalidRequest, invalidResponse
+            case timeout, connectionFailed, status, responseTooLarge, invalidRequest, invalidResponse, tlsFailed
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -43,6 +43,10 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         public static let invalidRequest = Code(.invalidRequest)
         /// The response could not be understood. Not retryable.
         public static let invalidResponse = Code(.invalidResponse)
+        /// The TLS handshake failed: the server's certificate is not trusted, has expired or names
+        /// another host, or the two sides share no protocol. Not retryable: another attempt meets the
+        /// same certificate.
+        public static let tlsFailed = Code(.tlsFailed)
 
         public var description: String { base.rawValue }
     }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 /// The ``HTTPTransport`` XeroML uses by default: AsyncHTTPClient on SwiftNIO, non-streaming
@@ -145,6 +146,15 @@ public struct NIOTransport: HTTPTransport {
         return HTTPResponse(statusCode: Int(response.status.code), headers: headers, body: body)
     }
 
+    /// What a TLS failure means, in words, before BoringSSL's own text.
+    static func tlsReason(_ error: NIOSSLError) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "its certificate is not trusted by this machine (self-signed, an unknown authority, or expired) [\(text)]"
+        }
+        return text
+    }
+
     /// Maps an AsyncHTTPClient or NIO failure to an ``HTTPError``.
     static func translate(_ error: any Error, url: URL, deadline: Duration, limit: Int) -> any Error {
         if error is CancellationError { return error }
@@ -163,6 +173,17 @@ public struct NIOTransport: HTTPTransport {
                 return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response: \(error)")
             }
             return HTTPError(.connectionFailed, "request to \(url.absoluteString) failed: \(error)")
+        }
+        if let error = error as? NIOSSLError {
+            switch error {
+            case .uncleanShutdown:
+                return HTTPError(.connectionFailed, "the TLS connection to \(url.absoluteString) was cut: \(error)")
+            default:
+                return HTTPError(.tlsFailed, "the TLS handshake with \(url.absoluteString) failed: \(Self.tlsReason(error))")
+            }
+        }
+        if let error = error as? NIOSSLExtraError {
+            return HTTPError(.tlsFailed, "the TLS handshake with \(url.absoluteString) failed: \(error)")
         }
         if error is HTTPParserError {
             return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response: \(error)")

@@ -178,6 +178,13 @@ public final class URLSessionTransport: HTTPTransport {
         guard let urlError = error as? URLError else {
             return HTTPError(.connectionFailed, "request to \(url.absoluteString) failed: \(error)")
         }
+        // FoundationNetworking reports libcurl's certificate failures as URLError -1 (unknown), with
+        // curl's own words.
+        let text = urlError.localizedDescription
+        if urlError.code == .unknown, text.contains("SSL certificate problem") || text.contains("SSL: no alternative certificate")
+            || text.contains("SSL: certificate subject name") {
+            return HTTPError(.tlsFailed, "the TLS handshake with \(url.absoluteString) failed: \(text)")
+        }
         switch urlError.code {
         case .cancelled:
             return CancellationError()
@@ -187,6 +194,9 @@ public final class URLSessionTransport: HTTPTransport {
             return HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(urlError.localizedDescription)")
         case .dataLengthExceedsMaximum:
             return HTTPError(.responseTooLarge, "the response of \(url.absoluteString) is too large")
+        case .serverCertificateUntrusted, .serverCertificateHasBadDate, .serverCertificateNotYetValid,
+             .serverCertificateHasUnknownRoot, .secureConnectionFailed, .clientCertificateRejected, .clientCertificateRequired:
+            return HTTPError(.tlsFailed, "the TLS handshake with \(url.absoluteString) failed: \(urlError.localizedDescription) (URLError \(urlError.code.rawValue))")
         case .badServerResponse, .cannotParseResponse, .cannotDecodeRawData, .cannotDecodeContentData:
             return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response")
         default:

@@ -34,7 +34,7 @@ public struct ChatError: RetryableError, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case rateLimited, serverError, timeout, connectionFailed, requestRejected, invalidResponse
-            case invalidConfiguration
+            case invalidConfiguration, tlsFailed
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -53,6 +53,9 @@ public struct ChatError: RetryableError, Sendable, CustomStringConvertible {
         public static let invalidResponse = Code(.invalidResponse)
         /// The configuration is malformed. Not retryable.
         public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// The endpoint's TLS certificate was not accepted (untrusted, expired, another host's). Not
+        /// retryable.
+        public static let tlsFailed = Code(.tlsFailed)
 
         public var description: String { base.rawValue }
     }
@@ -97,6 +100,7 @@ public struct ChatError: RetryableError, Sendable, CustomStringConvertible {
         switch error.code {
         case .timeout: code = .timeout
         case .connectionFailed: code = .connectionFailed
+        case .tlsFailed: code = .tlsFailed
         case .status:
             let status = error.statusCode ?? 0
             code = status == 429 ? .rateLimited : (status == 408 || status >= 500 ? .serverError : .requestRejected)

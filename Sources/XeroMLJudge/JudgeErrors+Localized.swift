@@ -13,6 +13,7 @@ extension ChatError: LocalizedError {
         case .connectionFailed: "check that the endpoint is running and that its URL is right"
         case .requestRejected: "check the model name, the API key and the request's options"
         case .invalidResponse: "check that the URL is an OpenAI-compatible chat completions endpoint"
+        case .tlsFailed: "check the URL's host name; a certificate signed by your own authority needs that authority in the system's trust store (Debian: /usr/local/share/ca-certificates, then update-ca-certificates)"
         default: nil
         }
         return advice.map { "\(message) (\($0))" } ?? message
