@@ -8,9 +8,12 @@ public import Foundation
 ///   `all_proxy` or `ALL_PROXY` for either when the specific one is not set.
 /// - `no_proxy` or `NO_PROXY`: a comma-separated list of hosts reached directly. An entry matches
 ///   the host itself and its subdomains (`example.com` and `.example.com` both match
-///   `api.example.com`); `*` matches every host; a port after the host is ignored.
+///   `api.example.com`); `*` matches every host; a port after the host is ignored. (CIDR ranges,
+///   which newer curl reads, are not.)
 /// - A proxy is `http://[user:password@]host[:port]` (port 1080 when none is given, as curl) or
-///   `socks5://host[:port]`. An `https://` proxy is refused with ``HTTPError/Code/invalidRequest``.
+///   `socks5://host[:port]`. An `https://` proxy, a SOCKS proxy with credentials, and a variable whose
+///   value is not an address (``unreadable``) make every request fail with
+///   ``HTTPError/Code/invalidRequest`` naming the problem, rather than going out directly.
 ///
 /// ```swift
 /// let transport = NIOTransport(proxies: .none)                    // never a proxy
@@ -23,6 +26,8 @@ public struct HTTPProxySettings: Sendable, Hashable {
     public var httpsProxy: URL?
     /// Hosts reached directly.
     public var noProxy: [String]
+    /// The environment variables whose value could not be read as an address.
+    public var unreadable: [String] = []
 
     /// Settings given in code.
     public init(httpProxy: URL? = nil, httpsProxy: URL? = nil, noProxy: [String] = []) {
@@ -36,10 +41,15 @@ public struct HTTPProxySettings: Sendable, Hashable {
 
     /// The settings of `environment` (by default, this process's), as described above.
     public static func environment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> HTTPProxySettings {
+        var unreadable: [String] = []
         func value(_ names: String...) -> URL? {
             for name in names {
                 if let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
-                    return URL(string: text.contains("://") ? text : "http://" + text)
+                    guard let url = URL(string: text.contains("://") ? text : "http://" + text), url.host != nil else {
+                        unreadable.append(name)
+                        return nil
+                    }
+                    return url
                 }
             }
             return nil
@@ -47,8 +57,10 @@ public struct HTTPProxySettings: Sendable, Hashable {
         let all = value("all_proxy", "ALL_PROXY")
         let noProxy = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        return HTTPProxySettings(httpProxy: value("http_proxy") ?? all, httpsProxy: value("https_proxy", "HTTPS_PROXY") ?? all,
-                                 noProxy: noProxy)
+        var settings = HTTPProxySettings(httpProxy: value("http_proxy") ?? all, httpsProxy: value("https_proxy", "HTTPS_PROXY") ?? all,
+                                         noProxy: noProxy)
+        settings.unreadable = unreadable
+        return settings
     }
 
     /// The proxy a request to `url` goes through, or nil to go directly.

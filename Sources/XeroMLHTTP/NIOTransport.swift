@@ -20,8 +20,11 @@ import Synchronization
 /// - A response whose body exceeds ``maxResponseBytes`` fails with ``HTTPError/Code/responseTooLarge``
 ///   as soon as the limit is passed.
 /// - Cancelling the calling task cancels the request at once.
-/// - A refused connection fails with ``HTTPError/Code/connectionFailed`` at once, not at the deadline;
-///   retrying is the caller's policy (`RetryPolicy`, `SyncRetryPolicy`).
+/// - A refused connection fails with ``HTTPError/Code/connectionFailed`` at once, not at the deadline,
+///   and so do the requests waiting for a connection to the same host at that moment; retrying is the
+///   caller's policy (`RetryPolicy`, `SyncRetryPolicy`).
+/// - Redirects are not followed: a 3xx answer is returned as it is, so headers (API keys) never go to
+///   a host they were not given for.
 /// - Proxies come from the environment as curl reads them (``HTTPProxySettings``), unless given.
 /// - Every transport shares one connection pool per process, with up to 1,024 connections per host:
 ///   XeroML bounds the requests in flight itself (the runner's `maxConcurrency`, the
@@ -81,14 +84,16 @@ public struct NIOTransport: HTTPTransport {
         guard let host = url.host, !host.isEmpty else {
             throw HTTPError(.invalidRequest, "the proxy \(display) names no host")
         }
+        // URLComponents decodes the user and the password alike (`URL.user` and `URL.password` do not).
+        let parts = URLComponents(url: url, resolvingAgainstBaseURL: false)
         switch url.scheme?.lowercased() ?? "http" {
         case "http":
-            let authorization = url.user.map {
-                HTTPClient.Authorization.basic(username: $0.removingPercentEncoding ?? $0,
-                                               password: url.password.map { $0.removingPercentEncoding ?? $0 } ?? "")
-            }
+            let authorization = parts?.user.map { HTTPClient.Authorization.basic(username: $0, password: parts?.password ?? "") }
             return .server(host: host, port: url.port ?? 1080, authorization: authorization)
         case "socks5", "socks5h":
+            guard parts?.user == nil else {
+                throw HTTPError(.invalidRequest, "the proxy \(display) has credentials, which XeroML cannot give a SOCKS proxy")
+            }
             return .socksServer(host: host, port: url.port ?? 1080)
         default:
             throw HTTPError(.invalidRequest, "the proxy \(display) is not supported: give an http:// or socks5:// proxy")
@@ -100,9 +105,14 @@ public struct NIOTransport: HTTPTransport {
         configuration.proxy = proxy
         configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
-        // A refused connection fails its request at once: XeroML's own retry policies decide whether
-        // and when to try again (the client's default would retry until the request's deadline).
+        // A refused connection fails at once, with the requests waiting for a connection to that host
+        // (the client fails every queued request when a connection cannot be made): XeroML's own
+        // retry policies decide whether and when to try again. The client's default would retry until
+        // each request's deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Redirects are answered as they are (a 3xx response): following one to another host would
+        // carry the request's own headers, an API key among them, where the user did not send it.
+        configuration.redirectConfiguration = .disallow
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(30))
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
@@ -122,6 +132,9 @@ public struct NIOTransport: HTTPTransport {
             throw HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(error)")
         }
         let limit = maxResponseBytes
+        if let name = proxies.unreadable.first {
+            throw HTTPError(.invalidRequest, "the proxy setting \(name) is not an address (http://[user:password@]host:port or socks5://host:port)")
+        }
         let client = try Self.client(proxy: proxies.proxy(for: url))
         let task = client.execute(
             request: outgoing, delegate: ResponseAccumulator(request: outgoing, maxBodySize: limit),
@@ -162,17 +175,31 @@ public struct NIOTransport: HTTPTransport {
             return HTTPError(.responseTooLarge, "the response of \(url.absoluteString) is larger than the limit of \(limit) bytes")
         }
         if let error = error as? HTTPClientError {
+            // `shortDescription`: the error's name without the values it carries (a rejected header
+            // value may be an API key).
+            let name = error.shortDescription
             if [.deadlineExceeded, .readTimeout, .writeTimeout].contains(error) {
                 return HTTPError(.timeout, "\(url.absoluteString) did not answer within \(deadline)")
             }
             if error == .cancelled { return CancellationError() }
-            if [.invalidURL, .emptyHost, .emptyScheme].contains(error) || "\(error)".contains("unsupportedScheme") {
-                return HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(error)")
+            if [.invalidURL, .emptyHost, .emptyScheme].contains(error) || name.lowercased().contains("unsupported scheme")
+                || "\(error)".contains("unsupportedScheme") {
+                return HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): \(name)")
+            }
+            if name.lowercased().contains("header field") {
+                return HTTPError(.invalidRequest, "cannot send a request to \(url.absoluteString): a header's name or value holds a "
+                                 + "character HTTP does not allow (a line break at the end of an API key read from a file?)")
+            }
+            if error == .proxyAuthenticationRequired {
+                return HTTPError(.invalidRequest, "the proxy for \(url.absoluteString) asks for credentials (HTTP 407): give them in the "
+                                 + "proxy's address, http://user:password@host:port")
             }
             if error == .invalidProxyResponse {
-                return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response: \(error)")
+                // The proxy refused or could not open the tunnel (its upstream down, a 502 or 503): as
+                // a connection failure without a proxy, worth another attempt.
+                return HTTPError(.connectionFailed, "the proxy did not open a tunnel to \(url.absoluteString)")
             }
-            return HTTPError(.connectionFailed, "request to \(url.absoluteString) failed: \(error)")
+            return HTTPError(.connectionFailed, "request to \(url.absoluteString) failed: \(name)")
         }
         if let error = error as? NIOSSLError {
             switch error {

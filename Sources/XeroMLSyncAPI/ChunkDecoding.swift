@@ -296,6 +296,11 @@ struct ChunkJSONReader {
             return Double(negative ? -value : value)
         }
         guard let text = String(validating: bytes, as: UTF8.self), let value = Double(text), value.isFinite else { throw Bail() }
+        // A number too small for a Double reads as zero here, where JSONDecoder refuses it; a zero
+        // is read only when spelled with zeros, a sign and a point (anything else is JSONDecoder's).
+        if value == 0, !bytes.allSatisfy({ $0 == UInt8(ascii: "0") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) {
+            throw Bail()
+        }
         return value
     }
 

@@ -36,7 +36,7 @@ import XeroMLTesting
             let proxy = try FaultProxy(upstreamPort: UInt16(server.port), tunnels: true)
             defer { proxy.stop() }
             let transport = NIOTransport(timeout: .seconds(10), proxies: HTTPProxySettings(
-                httpProxy: URL(string: "http://user:s%40cret@127.0.0.1:\(proxy.port)")!))
+                httpProxy: URL(string: "http://us%3Aer:s%40cret@127.0.0.1:\(proxy.port)")!))
             let response = try await transport.send(.post(server.baseURL.appendingPathComponent("chat/completions"),
                                                           json: Data(#"{"model":"m"}"#.utf8)))
             #expect(response.statusCode == 200)
@@ -44,8 +44,8 @@ import XeroMLTesting
             let tunnels = proxy.tunnelRequests
             #expect(tunnels.count == 1)
             #expect(tunnels.first?.hasPrefix("CONNECT 127.0.0.1:\(server.port) ") == true, "\(tunnels)")
-            // user:s@cret, percent-decoded, in Basic.
-            let credentials = Data("user:s@cret".utf8).base64EncodedString()
+            // us:er and s@cret, percent-decoded alike, in Basic.
+            let credentials = Data("us:er:s@cret".utf8).base64EncodedString()
             #expect(tunnels.first?.lowercased().contains("proxy-authorization: basic \(credentials.lowercased())") == true, "\(tunnels)")
         }
     }
@@ -71,5 +71,53 @@ import XeroMLTesting
         }
         #expect(error?.code == .invalidRequest)
         #expect(error?.message.contains("topsecret") == false, "\(String(describing: error))")
+    }
+
+    @Test func aProxyThatRefusesTheTunnelIsRetryableAndOneAskingForCredentialsIsNot() async throws {
+        try await withFakeOpenAIServer(handler: { _ in .chat("ok") }) { server in
+            let proxy = try FaultProxy(upstreamPort: UInt16(server.port), tunnels: true)
+            defer { proxy.stop() }
+            let transport = NIOTransport(timeout: .seconds(10), proxies: HTTPProxySettings(httpProxy: proxy.baseURL))
+            proxy.script([.status(502)])
+            let refused = await #expect(throws: HTTPError.self) { try await transport.send(HTTPRequest(url: server.baseURL)) }
+            #expect(refused?.code == .connectionFailed && refused?.isRetryable == true, "\(String(describing: refused))")
+            proxy.script([.status(407)])
+            let credentials = await #expect(throws: HTTPError.self) { try await transport.send(HTTPRequest(url: server.baseURL)) }
+            #expect(credentials?.code == .invalidRequest && credentials?.isRetryable == false, "\(String(describing: credentials))")
+            #expect(credentials?.message.contains("407") == true)
+            // Nothing scripted any more: the tunnel opens.
+            #expect(try await transport.send(HTTPRequest(url: server.baseURL)).statusCode == 200)
+        }
+    }
+
+    @Test func anUnreadableProxyVariableFailsEveryRequestNamingIt() async throws {
+        let settings = HTTPProxySettings.environment(["https_proxy": "http://bad host:3128"])
+        #expect(settings.unreadable == ["https_proxy"])
+        let error = await #expect(throws: HTTPError.self) {
+            try await NIOTransport(timeout: .seconds(5), proxies: settings).send(HTTPRequest(url: URL(string: "http://127.0.0.1:9/v1")!))
+        }
+        #expect(error?.code == .invalidRequest && error?.message.contains("https_proxy") == true, "\(String(describing: error))")
+    }
+
+    @Test func aHeaderValueWithALineBreakIsAnInvalidRequestThatDoesNotRepeatIt() async throws {
+        try await withFakeOpenAIServer(handler: { _ in .chat("ok") }) { server in
+            let error = await #expect(throws: HTTPError.self) {
+                try await NIOTransport(timeout: .seconds(5), proxies: .none).send(
+                    HTTPRequest(url: server.baseURL, headers: ["Authorization": "Bearer sk-secret-key\r"]))
+            }
+            #expect(error?.code == .invalidRequest && error?.isRetryable == false, "\(String(describing: error))")
+            #expect(error?.message.contains("sk-secret-key") == false)
+            #expect(server.requestCount == 0)
+        }
+    }
+
+    @Test func aRedirectIsAnsweredAsItIsNotFollowed() async throws {
+        try await withFakeOpenAIServer(handler: { _ in FakeReply(status: 302, headers: ["Location": "http://127.0.0.1:9/elsewhere"], body: Data()) }) { server in
+            let response = try await NIOTransport(timeout: .seconds(5), proxies: .none).send(
+                HTTPRequest(url: server.baseURL, headers: ["X-Api-Key": "secret"]))
+            #expect(response.statusCode == 302)
+            #expect(response.header("location") == "http://127.0.0.1:9/elsewhere")
+            #expect(server.requestCount == 1)
+        }
     }
 }

@@ -95,9 +95,24 @@ struct ChunkDecodingTests {
         #"{"runID": "r", "index": 0, "datasetItems": [], "traces": [], "observations": [], "runItems": [], "scores": []} x"#,
         #"{"runID": "r", "index": 0, "datasetItems": [], "traces": [{"id": "t"}], "observations": [], "runItems": [], "scores": []}"#,
         #"{"runID": "r", "index": 0, "datasetItems": [], "traces": [], "observations": [], "runItems": [], "scores": [{"value": 1e999}]}"#,
+        // Too small for a Double: JSONDecoder refuses it, where Double("1e-400") reads zero.
+        #"{"runID": "r", "index": 0, "datasetItems": [], "traces": [], "observations": [], "runItems": [], "scores": [{"id": "s", "name": "n", "dataType": "numeric", "value": 1e-400, "source": "x", "createdUs": 1}]}"#,
     ])
     func bails(json: String) {
         #expect(SyncChunk(fastJSON: Data(json.utf8)) == nil)
+    }
+
+    @Test("zeros: the plain spellings are read as JSONDecoder reads them, the others left to it")
+    func zeros() throws {
+        for zero in ["0", "-0", "0.0", "-0.000", "0e5", "0.000e-400", "-0.0E+2", "1e-400"] {
+            let json = #"{"runID": "r", "index": 0, "datasetItems": [], "traces": [], "observations": [], "runItems": [], "scores": [{"id": "s", "name": "n", "dataType": "numeric", "value": \#(zero), "source": "x", "createdUs": 1}]}"#
+            let data = Data(json.utf8)
+            let read = SyncChunk(fastJSON: data)
+            if ["0", "-0", "0.0", "-0.000"].contains(zero) {
+                #expect(read != nil, "\(zero)")
+            }
+            if let read { #expect(read == reference(data), "\(zero)") }
+        }
     }
 
     @Test("on 20,000 mutated chunks, whatever it reads JSONDecoder reads the same")
