@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import PostgresNIO
 
@@ -47,4 +48,36 @@ struct Binds {
     mutating func add(_ values: [Double?]) { bindings.append(NullableArray(values)) }
 
     func query(_ sql: String) -> PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: bindings) }
+}
+
+/// One `INSERT INTO table (…) SELECT … FROM UNNEST($3::type[], …) AS u(…) ON CONFLICT DO NOTHING` of a
+/// run's rows, each column named once beside its values: the column lists, the array types and the
+/// parameter numbers are derived from that one list, so they cannot disagree. `$1` is the project and
+/// `$2` the run.
+struct UnnestInsert {
+    let table: String
+    private(set) var binds = Binds()
+    private var columns: [(name: String, type: String)] = []
+
+    init(into table: String, project: UUID, runID: String) {
+        self.table = table
+        binds.add(project)
+        binds.add(runID)
+    }
+
+    mutating func text(_ name: String, _ values: [String?]) { binds.add(values); columns.append((name, "text")) }
+    mutating func int(_ name: String, _ values: [Int64?]) { binds.add(values); columns.append((name, "int8")) }
+    mutating func double(_ name: String, _ values: [Double?]) { binds.add(values); columns.append((name, "float8")) }
+
+    /// The statement.
+    var sql: String {
+        let names = columns.map(\.name)
+        let arrays = columns.enumerated().map { "$\($0.offset + 3)::\($0.element.type)[]" }
+        return """
+            INSERT INTO \(table) (project_id, run_id, \(names.joined(separator: ", ")))
+            SELECT $1, $2, \(names.map { "u." + $0 }.joined(separator: ", "))
+            FROM UNNEST(\(arrays.joined(separator: ", "))) AS u(\(names.joined(separator: ", ")))
+            ON CONFLICT DO NOTHING
+            """
+    }
 }

@@ -176,10 +176,10 @@ struct SyncStore: Sendable {
         }
     }
 
-    /// Runs an `INSERT … RETURNING 1` wrapped to answer how many rows it inserted.
-    private static func count(_ connection: PostgresConnection, logger: Logger, insert: String, binds: Binds) async throws -> Int {
-        let rows = try await connection.query(binds.query("WITH inserted AS (\(insert) RETURNING 1) SELECT count(*)::int8 FROM inserted"),
-                                              logger: logger)
+    /// Runs `insert`, answering how many rows it inserted.
+    private static func count(_ connection: PostgresConnection, logger: Logger, _ insert: UnnestInsert) async throws -> Int {
+        let rows = try await connection.query(
+            insert.binds.query("WITH inserted AS (\(insert.sql) RETURNING 1) SELECT count(*)::int8 FROM inserted"), logger: logger)
         var total = 0
         for try await (value) in rows.decode(Int.self) { total = value }
         return total
@@ -253,131 +253,87 @@ struct SyncStore: Sendable {
                                      rows: [TraceRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         let rows = rows.sorted { $0.id < $1.id }
-        var binds = Binds()
-        binds.add(project)
-        binds.add(runID)
-        binds.add(rows.map(\.id) as [String?])
-        binds.add(rows.map(\.name) as [String?])
-        binds.add(rows.map(\.kind) as [String?])
-        binds.add(rows.map(\.input))
-        binds.add(rows.map(\.output))
-        binds.add(rows.map(\.metadata))
-        binds.add(rows.map(\.startedUs) as [Int64?])
-        binds.add(rows.map(\.endedUs))
-        return try await count(connection, logger: logger, insert: """
-            INSERT INTO traces (project_id, id, run_id, name, kind, input, output, metadata, started_us, ended_us)
-            SELECT $1, u.id, $2, u.name, u.kind, u.input, u.output, u.metadata, u.started_us, u.ended_us
-            FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[])
-                 AS u(id, name, kind, input, output, metadata, started_us, ended_us)
-            ON CONFLICT DO NOTHING
-            """, binds: binds)
+        var insert = UnnestInsert(into: "traces", project: project, runID: runID)
+        insert.text("id", rows.map(\.id))
+        insert.text("name", rows.map(\.name))
+        insert.text("kind", rows.map(\.kind))
+        insert.text("input", rows.map(\.input))
+        insert.text("output", rows.map(\.output))
+        insert.text("metadata", rows.map(\.metadata))
+        insert.int("started_us", rows.map(\.startedUs))
+        insert.int("ended_us", rows.map(\.endedUs))
+        return try await count(connection, logger: logger, insert)
     }
 
     private static func insertObservations(_ connection: PostgresConnection, logger: Logger, project: UUID, runID: String,
                                            rows: [ObservationRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         let rows = rows.sorted { $0.id < $1.id }
-        var binds = Binds()
-        binds.add(project)
-        binds.add(runID)
-        binds.add(rows.map(\.id) as [String?])
-        binds.add(rows.map(\.traceID) as [String?])
-        binds.add(rows.map(\.parentID))
-        binds.add(rows.map(\.kind) as [String?])
-        binds.add(rows.map(\.name) as [String?])
-        binds.add(rows.map(\.input))
-        binds.add(rows.map(\.output))
-        binds.add(rows.map(\.metadata))
-        binds.add(rows.map(\.model))
-        binds.add(rows.map(\.modelParameters))
-        binds.add(rows.map { $0.promptTokens.map(Int64.init) })
-        binds.add(rows.map { $0.completionTokens.map(Int64.init) })
-        binds.add(rows.map { $0.totalTokens.map(Int64.init) })
-        binds.add(rows.map(\.cost))
-        binds.add(rows.map(\.level) as [String?])
-        binds.add(rows.map(\.statusMessage))
-        binds.add(rows.map(\.startedUs) as [Int64?])
-        binds.add(rows.map(\.endedUs))
-        return try await count(connection, logger: logger, insert: """
-            INSERT INTO observations (project_id, id, run_id, trace_id, parent_id, kind, name, input, output, metadata, model,
-                                      model_parameters, prompt_tokens, completion_tokens, total_tokens, cost, level, status_message,
-                                      started_us, ended_us)
-            SELECT $1, u.id, $2, u.trace_id, u.parent_id, u.kind, u.name, u.input, u.output, u.metadata, u.model, u.model_parameters,
-                   u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cost, u.level, u.status_message, u.started_us, u.ended_us
-            FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                        $12::text[], $13::int8[], $14::int8[], $15::int8[], $16::float8[], $17::text[], $18::text[], $19::int8[], $20::int8[])
-                 AS u(id, trace_id, parent_id, kind, name, input, output, metadata, model, model_parameters, prompt_tokens,
-                      completion_tokens, total_tokens, cost, level, status_message, started_us, ended_us)
-            ON CONFLICT DO NOTHING
-            """, binds: binds)
+        var insert = UnnestInsert(into: "observations", project: project, runID: runID)
+        insert.text("id", rows.map(\.id))
+        insert.text("trace_id", rows.map(\.traceID))
+        insert.text("parent_id", rows.map(\.parentID))
+        insert.text("kind", rows.map(\.kind))
+        insert.text("name", rows.map(\.name))
+        insert.text("input", rows.map(\.input))
+        insert.text("output", rows.map(\.output))
+        insert.text("metadata", rows.map(\.metadata))
+        insert.text("model", rows.map(\.model))
+        insert.text("model_parameters", rows.map(\.modelParameters))
+        insert.int("prompt_tokens", rows.map { $0.promptTokens.map(Int64.init) })
+        insert.int("completion_tokens", rows.map { $0.completionTokens.map(Int64.init) })
+        insert.int("total_tokens", rows.map { $0.totalTokens.map(Int64.init) })
+        insert.double("cost", rows.map(\.cost))
+        insert.text("level", rows.map(\.level))
+        insert.text("status_message", rows.map(\.statusMessage))
+        insert.int("started_us", rows.map(\.startedUs))
+        insert.int("ended_us", rows.map(\.endedUs))
+        return try await count(connection, logger: logger, insert)
     }
 
     private static func insertRunItems(_ connection: PostgresConnection, logger: Logger, project: UUID, runID: String,
                                        rows: [RunItemRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         let rows = rows.sorted { $0.id < $1.id }
-        var binds = Binds()
-        binds.add(project)
-        binds.add(runID)
-        binds.add(rows.map(\.id) as [String?])
-        binds.add(rows.map(\.datasetItemID))
-        binds.add(rows.map { Int64($0.repetition) } as [Int64?])
-        binds.add(rows.map(\.input))
-        binds.add(rows.map(\.expectedOutput))
-        binds.add(rows.map(\.metadata))
-        binds.add(rows.map(\.output))
-        binds.add(rows.map(\.error))
-        binds.add(rows.map(\.latencyMs) as [Double?])
-        binds.add(rows.map { Int64($0.attempts) } as [Int64?])
-        binds.add(rows.map { Int64($0.generations) } as [Int64?])
-        binds.add(rows.map { Int64($0.promptTokens) } as [Int64?])
-        binds.add(rows.map { Int64($0.completionTokens) } as [Int64?])
-        binds.add(rows.map { Int64($0.totalTokens) } as [Int64?])
-        binds.add(rows.map(\.cost))
-        binds.add(rows.map(\.traceID))
-        binds.add(rows.map(\.startedUs) as [Int64?])
-        return try await count(connection, logger: logger, insert: """
-            INSERT INTO run_items (project_id, id, run_id, dataset_item_id, repetition, input, expected_output, metadata, output, error,
-                                   latency_ms, attempts, generations, prompt_tokens, completion_tokens, total_tokens, cost, trace_id, started_us)
-            SELECT $1, u.id, $2, u.dataset_item_id, u.repetition, u.input, u.expected_output, u.metadata, u.output, u.error, u.latency_ms,
-                   u.attempts, u.generations, u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cost, u.trace_id, u.started_us
-            FROM UNNEST($3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::float8[],
-                        $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::float8[], $18::text[], $19::int8[])
-                 AS u(id, dataset_item_id, repetition, input, expected_output, metadata, output, error, latency_ms, attempts, generations,
-                      prompt_tokens, completion_tokens, total_tokens, cost, trace_id, started_us)
-            ON CONFLICT DO NOTHING
-            """, binds: binds)
+        var insert = UnnestInsert(into: "run_items", project: project, runID: runID)
+        insert.text("id", rows.map(\.id))
+        insert.text("dataset_item_id", rows.map(\.datasetItemID))
+        insert.int("repetition", rows.map { Int64($0.repetition) })
+        insert.text("input", rows.map(\.input))
+        insert.text("expected_output", rows.map(\.expectedOutput))
+        insert.text("metadata", rows.map(\.metadata))
+        insert.text("output", rows.map(\.output))
+        insert.text("error", rows.map(\.error))
+        insert.double("latency_ms", rows.map(\.latencyMs))
+        insert.int("attempts", rows.map { Int64($0.attempts) })
+        insert.int("generations", rows.map { Int64($0.generations) })
+        insert.int("prompt_tokens", rows.map { Int64($0.promptTokens) })
+        insert.int("completion_tokens", rows.map { Int64($0.completionTokens) })
+        insert.int("total_tokens", rows.map { Int64($0.totalTokens) })
+        insert.double("cost", rows.map(\.cost))
+        insert.text("trace_id", rows.map(\.traceID))
+        insert.int("started_us", rows.map(\.startedUs))
+        return try await count(connection, logger: logger, insert)
     }
 
     private static func insertScores(_ connection: PostgresConnection, logger: Logger, project: UUID, runID: String,
                                      rows: [ScoreRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         let rows = rows.sorted { $0.id < $1.id }
-        var binds = Binds()
-        binds.add(project)
-        binds.add(runID)
-        binds.add(rows.map(\.id) as [String?])
-        binds.add(rows.map(\.runItemID))
-        binds.add(rows.map(\.traceID))
-        binds.add(rows.map(\.observationID))
-        binds.add(rows.map(\.name) as [String?])
-        binds.add(rows.map(\.dataType) as [String?])
-        binds.add(rows.map(\.value))
-        binds.add(rows.map(\.stringValue))
-        binds.add(rows.map(\.comment))
-        binds.add(rows.map(\.source) as [String?])
-        binds.add(rows.map(\.evaluator))
-        binds.add(rows.map(\.createdUs) as [Int64?])
-        return try await count(connection, logger: logger, insert: """
-            INSERT INTO scores (project_id, id, run_id, run_item_id, trace_id, observation_id, name, data_type, value, string_value,
-                                comment, source, evaluator, created_us)
-            SELECT $1, u.id, $2, u.run_item_id, u.trace_id, u.observation_id, u.name, u.data_type, u.value, u.string_value, u.comment,
-                   u.source, u.evaluator, u.created_us
-            FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::text[], $11::text[],
-                        $12::text[], $13::text[], $14::int8[])
-                 AS u(id, run_item_id, trace_id, observation_id, name, data_type, value, string_value, comment, source, evaluator, created_us)
-            ON CONFLICT DO NOTHING
-            """, binds: binds)
+        var insert = UnnestInsert(into: "scores", project: project, runID: runID)
+        insert.text("id", rows.map(\.id))
+        insert.text("run_item_id", rows.map(\.runItemID))
+        insert.text("trace_id", rows.map(\.traceID))
+        insert.text("observation_id", rows.map(\.observationID))
+        insert.text("name", rows.map(\.name))
+        insert.text("data_type", rows.map(\.dataType))
+        insert.double("value", rows.map(\.value))
+        insert.text("string_value", rows.map(\.stringValue))
+        insert.text("comment", rows.map(\.comment))
+        insert.text("source", rows.map(\.source))
+        insert.text("evaluator", rows.map(\.evaluator))
+        insert.int("created_us", rows.map(\.createdUs))
+        return try await count(connection, logger: logger, insert)
     }
 
     // MARK: - Commit

@@ -320,4 +320,63 @@ struct SyncAPITests {
             }
         }
     }
+
+    @Test("every column of every table arrives as it was sent")
+    func everyColumnArrives() async throws {
+        let url = try await freshDatabase()
+        try await withDatabase(url) { database in
+            let key = try await makeProject(database)
+            try await withServer(database) { server in
+                var run = SyntheticRun.make(items: 1, itemsPerChunk: 1, machine: "cols")
+                let runID = run.runID
+                // Every optional field set, every value distinct, so a column stored in another's place shows.
+                run.chunks[0].datasetItems[0].metadata = #"{"d":"meta"}"#
+                run.chunks[0].traces[0].metadata = #"{"t":"meta"}"#
+                run.chunks[0].observations[0] = ObservationRow(
+                    id: "obs-cols", traceID: run.chunks[0].traces[0].id, parentID: "parent-cols", kind: "generation", name: "gen",
+                    input: "o-in", output: "o-out", metadata: "o-meta", model: "o-model", modelParameters: "o-params",
+                    promptTokens: 11, completionTokens: 12, totalTokens: 23, cost: 0.25, level: "warning", statusMessage: "o-status",
+                    startedUs: 101, endedUs: 202)
+                let trace = run.chunks[0].traces[0].id
+                run.chunks[0].runItems[0] = RunItemRow(
+                    id: "ri-cols", datasetItemID: run.chunks[0].datasetItems[0].id, repetition: 2, input: "r-in", expectedOutput: "r-exp",
+                    metadata: "r-meta", output: "r-out", error: "r-err", latencyMs: 12.5, attempts: 3, generations: 4, promptTokens: 5,
+                    completionTokens: 6, totalTokens: 11, cost: 0.5, traceID: trace, startedUs: 303)
+                run.chunks[0].scores = [ScoreRow(
+                    id: "s-cols", runItemID: "ri-cols", traceID: trace, observationID: "obs-cols", name: "quality", dataType: "numeric",
+                    value: 0.75, stringValue: "s-str", comment: "s-comment", source: "judge", evaluator: "s-eval", createdUs: 404)]
+                #expect(try await server.put(SyncAPI.runPath(runID), run.manifest, token: key.token).status == 200)
+                #expect(try await server.put(SyncAPI.chunkPath(runID, index: 0), run.chunks[0], token: key.token).status == 200)
+                #expect(try await server.post(SyncAPI.commitPath(runID), run.commit, token: key.token).status == 200)
+
+                let cluster = try await PostgresCluster.shared()
+                func row(_ sql: String) async throws -> String {
+                    try await cluster.psql(sql, database: databaseName(url)).trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                let item = run.chunks[0].datasetItems[0]
+                #expect(try await row("""
+                    SELECT concat_ws('|', id, dataset_id IS NOT NULL, external_id, input, expected_output, metadata, created_us)
+                    FROM dataset_items
+                    """) == "\(item.id)|t|\(item.externalID ?? "")|\(item.input)|\(item.expectedOutput ?? "")|{\"d\":\"meta\"}|\(item.createdUs)")
+                let t = run.chunks[0].traces[0]
+                #expect(try await row("SELECT concat_ws('|', id, run_id, name, kind, input, output, metadata, started_us, ended_us) FROM traces")
+                        == "\(t.id)|\(runID)|\(t.name)|\(t.kind)|\(t.input ?? "")|\(t.output ?? "")|{\"t\":\"meta\"}|\(t.startedUs)|\(t.endedUs ?? 0)")
+                #expect(try await row("""
+                    SELECT concat_ws('|', id, run_id, trace_id, parent_id, kind, name, input, output, metadata, model, model_parameters,
+                                     prompt_tokens, completion_tokens, total_tokens, cost, level, status_message, started_us, ended_us)
+                    FROM observations
+                    """) == "obs-cols|\(runID)|\(trace)|parent-cols|generation|gen|o-in|o-out|o-meta|o-model|o-params|11|12|23|0.25|warning|o-status|101|202")
+                #expect(try await row("""
+                    SELECT concat_ws('|', id, run_id, dataset_item_id = '\(item.id)', repetition, input, expected_output, metadata, output, error,
+                                     latency_ms, attempts, generations, prompt_tokens, completion_tokens, total_tokens, cost, trace_id, started_us)
+                    FROM run_items
+                    """) == "ri-cols|\(runID)|t|2|r-in|r-exp|r-meta|r-out|r-err|12.5|3|4|5|6|11|0.5|\(trace)|303")
+                #expect(try await row("""
+                    SELECT concat_ws('|', id, run_id, run_item_id, trace_id, observation_id, name, data_type, value, string_value, comment,
+                                     source, evaluator, created_us)
+                    FROM scores
+                    """) == "s-cols|\(runID)|ri-cols|\(trace)|obs-cols|quality|numeric|0.75|s-str|s-comment|judge|s-eval|404")
+            }
+        }
+    }
 }
