@@ -204,8 +204,18 @@ public struct DashboardServer: Sendable {
     /// `onRunning` receives the port once the server listens.
     public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol {
+        Self.application(router: router(), host: host, port: port, logger: logger, onRunning: onRunning)
+    }
+
+    /// An application serving `router` on `host`:`port` (port 0 picks a free port), without a server
+    /// name header; `onRunning` receives the bound port once the server listens. The dashboard and the
+    /// team server both serve through it.
+    public static func application(
+        router: Router<BasicRequestContext>, host: String, port: Int, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void
+    ) -> some ApplicationProtocol {
         Application(
-            router: router(),
+            router: router,
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)

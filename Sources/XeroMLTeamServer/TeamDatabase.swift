@@ -49,6 +49,22 @@ public struct TeamDatabase: Sendable {
         await client.run()
     }
 
+    /// Runs `body` with the database at `url`, migrated, its pool running meanwhile.
+    public static func withMigrated<Result: Sendable>(url: String,
+                                                       _ body: @escaping @Sendable (TeamDatabase) async throws -> Result)
+        async throws -> Result {
+        let database = try TeamDatabase(url: url)
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask {
+                await database.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            try await database.migrate()
+            return try await body(database)
+        }
+    }
+
     /// Parses a `postgres://` or `postgresql://` URL.
     static func configuration(url: String) throws -> PostgresClient.Configuration {
         guard let components = URLComponents(string: url), let scheme = components.scheme,

@@ -3,6 +3,7 @@ import HTTPTypes
 public import Hummingbird
 public import Logging
 import NIOCore
+import XeroMLServer
 import XeroMLSyncAPI
 
 /// The team server: receives runs pushed by `xeroml sync push` into PostgreSQL (the `/v1` sync API)
@@ -72,11 +73,7 @@ public struct TeamServer: Sendable {
     /// the bound port once the server listens.
     public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol {
-        Application(
-            router: router(),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
-            logger: logger)
+        DashboardServer.application(router: router(), host: host, port: port, logger: logger, onRunning: onRunning)
     }
 
     /// Adds the `/v1` routes to `router`, and a middleware that answers requests to other API

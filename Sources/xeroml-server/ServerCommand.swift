@@ -32,16 +32,7 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Runs `body` with a migrated database whose pool runs meanwhile.
     func withDatabase<Result: Sendable>(_ body: @escaping @Sendable (TeamDatabase) async throws -> Result) async throws -> Result {
-        let database = try TeamDatabase(url: try url())
-        return try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask {
-                await database.run()
-                return nil
-            }
-            defer { group.cancelAll() }
-            try await database.migrate()
-            return try await body(database)
-        }
+        try await TeamDatabase.withMigrated(url: try url(), body)
     }
 }
 

@@ -28,16 +28,7 @@ func databaseName(_ url: String) -> String { String(url.split(separator: "/").la
 
 /// Runs `body` with a migrated database whose pool runs meanwhile.
 func withDatabase<T: Sendable>(_ url: String, _ body: @escaping @Sendable (TeamDatabase) async throws -> T) async throws -> T {
-    let database = try TeamDatabase(url: url)
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            await database.run()
-            return nil
-        }
-        defer { group.cancelAll() }
-        try await database.migrate()
-        return try await body(database)
-    }
+    try await TeamDatabase.withMigrated(url: url, body)
 }
 
 /// A team server on 127.0.0.1 (a free port) over `database`, for the time of `body`; answers what
