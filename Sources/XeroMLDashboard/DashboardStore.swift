@@ -355,6 +355,20 @@ public enum ItemsSort: Sendable, Hashable {
     case cost
     /// By a score's value; items without that score are left out.
     case score(String)
+
+    /// The `ORDER BY` of a run items query (`r` the run items) for the orders that are not a score's,
+    /// ties broken by id; `id` is how the store's SQL spells the id in byte order (`r.id` in SQLite,
+    /// `r.id COLLATE "C"` in PostgreSQL). Nil for ``score(_:)``, which each store orders through its
+    /// scores.
+    public func runItemsOrder(descending: Bool, id: String) -> String? {
+        let direction = descending ? "DESC" : "ASC"
+        switch self {
+        case .score: return nil
+        case .latency: return "r.latency_ms \(direction), \(id)"
+        case .cost: return "r.cost IS NULL, r.cost \(direction), \(id)"
+        case .started: return "\(id) \(direction)"
+        }
+    }
 }
 
 /// Which of a run's items to list.

@@ -449,12 +449,7 @@ public final class SQLiteDashboardStore: DashboardStore {
                 sql += " AND " + condition.sql
                 values += condition.values
             }
-            switch query.sort {
-            case .score: break
-            case .latency: order = "r.latency_ms \(direction), r.id"
-            case .cost: order = "r.cost IS NULL, r.cost \(direction), r.id"
-            case .started: order = "r.id \(direction)"
-            }
+            if let runItemsOrder = query.sort.runItemsOrder(descending: query.descending, id: "r.id") { order = runItemsOrder }
             sql += " ORDER BY " + order
             sql += " LIMIT ? OFFSET ?"
             var items = try db.query(sql, values + [.integer(query.pageSize + 1), .integer((query.page - 1) * query.pageSize)],

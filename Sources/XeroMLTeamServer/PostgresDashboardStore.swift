@@ -424,11 +424,8 @@ public struct PostgresDashboardStore: DashboardStore {
                 """
         }
         for condition in conditions { sql += " AND " + condition }
-        switch itemsQuery.sort {
-        case .score: break
-        case .latency: order = "r.latency_ms \(direction), r.id COLLATE \"C\""
-        case .cost: order = "r.cost IS NULL, r.cost \(direction), r.id COLLATE \"C\""
-        case .started: order = "r.id COLLATE \"C\" \(direction)"
+        if let runItemsOrder = itemsQuery.sort.runItemsOrder(descending: itemsQuery.descending, id: #"r.id COLLATE "C""#) {
+            order = runItemsOrder
         }
         sql += " ORDER BY " + order
         sql += " LIMIT \(q.bind(itemsQuery.pageSize + 1)) OFFSET \(q.bind((itemsQuery.page - 1) * itemsQuery.pageSize))"
