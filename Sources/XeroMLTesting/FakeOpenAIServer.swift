@@ -131,33 +131,9 @@ private final class FakeServerCore: Sendable {
 
     init(handler: FakeOpenAIServer.Handler?, keepAlive: Bool) throws {
         self.keepAlive = keepAlive
-        let fd = socket(AF_INET, Self.streamType, 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 128) == 0 else {
-            let code = errno
-            close(fd)
-            throw POSIXError(.init(rawValue: code) ?? .EIO)
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else {
-            let code = errno
-            close(fd)
-            throw POSIXError(.init(rawValue: code) ?? .EIO)
-        }
+        let (fd, port) = try listenOnLoopback()
         listener = fd
-        port = UInt16(bigEndian: address.sin_port)
+        self.port = port
         state = Mutex(State(handler: handler))
     }
 
@@ -175,14 +151,6 @@ private final class FakeServerCore: Sendable {
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
     // MARK: - Connections
-
-    private static var streamType: Int32 {
-        #if canImport(Glibc)
-        Int32(SOCK_STREAM.rawValue)
-        #else
-        SOCK_STREAM
-        #endif
-    }
 
     func acceptLoop() {
         while !isStopped {

@@ -54,25 +54,9 @@ public final class FaultProxy: Sendable {
     /// forwarded to `upstreamPort`, whatever address the request named.
     public init(upstreamPort: UInt16, tunnels: Bool = false) throws {
         self.tunnels = tunnels
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard bound == 0, listen(fd, 128) == 0, named == 0 else {
-            let code = errno
-            close(fd)
-            throw POSIXError(.init(rawValue: code) ?? .EIO)
-        }
+        let (fd, port) = try listenOnLoopback()
         listener = fd
-        port = UInt16(bigEndian: address.sin_port)
+        self.port = port
         state = Mutex(State(upstreamPort: upstreamPort))
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "xeroml-fault-proxy"
@@ -172,8 +156,8 @@ public final class FaultProxy: Sendable {
     }
 
     private func forward(_ client: Int32, upstreamPort: UInt16) {
-        let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = loopback(port: upstreamPort)
+        let upstream = socket(AF_INET, streamSocketType, 0)
+        var address = loopbackAddress(port: upstreamPort)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -244,12 +228,4 @@ public final class FaultProxy: Sendable {
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<Glibc.linger>.size))
         close(fd)
     }
-}
-
-private func loopback(port: UInt16) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return address
 }
