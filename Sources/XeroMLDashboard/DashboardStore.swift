@@ -527,6 +527,33 @@ public struct TraceDetail: Sendable, Codable {
 
 // MARK: - Comparison
 
+/// The runs a Compare Runs page asks for, as every store reads them.
+public enum CompareSelection {
+    /// The ids to load: each of `runIDs` once, in order, with `baseline` first when it is not among
+    /// them. Throws (a 400 naming `run`) below two runs.
+    public static func ids(_ runIDs: [String], baseline: String?) throws -> [String] {
+        var ids: [String] = []
+        for id in runIDs where !ids.contains(id) { ids.append(id) }
+        if let baseline, !ids.contains(baseline) { ids.insert(baseline, at: 0) }
+        guard ids.count >= 2 else { throw DashboardError(parameter: "run", "choose two or more runs to compare") }
+        return ids
+    }
+
+    /// The listed runs of `ids` in comparison order: the baseline (as asked, else the oldest: ids are
+    /// time-ordered), then the candidates in id order. Nil when a run is missing; throws (a 400 naming
+    /// `run`) when they are not all of one dataset.
+    public static func ordered(_ listed: [RunListing], ids: [String], baseline: String?) throws -> [RunListing]? {
+        guard listed.count == ids.count else { return nil }
+        guard let datasetID = listed[0].datasetID, listed.allSatisfy({ $0.datasetID == datasetID }) else {
+            throw DashboardError(parameter: "run", "runs can be compared only over one dataset")
+        }
+        let baselineID = baseline ?? ids.min()!
+        let candidates = ids.filter { $0 != baselineID }.sorted()
+        let byID = Dictionary(uniqueKeysWithValues: listed.map { ($0.id, $0) })
+        return [byID[baselineID]!] + candidates.map { byID[$0]! }
+    }
+}
+
 /// Which compared items to list.
 public struct CompareQuery: Sendable, Hashable {
     public enum Filter: String, Sendable, Hashable, CaseIterable {

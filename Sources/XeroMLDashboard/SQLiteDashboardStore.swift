@@ -539,32 +539,21 @@ public final class SQLiteDashboardStore: DashboardStore {
     // MARK: Comparison
 
     public func comparison(runIDs: [String], baseline: String?, query: CompareQuery) async throws -> ComparisonPage? {
-        var ids: [String] = []
-        for id in runIDs where !ids.contains(id) { ids.append(id) }
-        if let baseline, !ids.contains(baseline) { ids.insert(baseline, at: 0) }
-        guard ids.count >= 2 else { throw DashboardError(parameter: "run", "choose two or more runs to compare") }
+        let ids = try CompareSelection.ids(runIDs, baseline: baseline)
         let chosen = ids
         let listed = try await xeroml.read { db in
             try Self.runRows(db, where: "r.id IN (\(Array(repeating: "?", count: chosen.count).joined(separator: ", ")))",
                              chosen.map { .text($0) })
         }
-        guard listed.count == ids.count else { return nil }
-        guard let datasetID = listed[0].datasetID, listed.allSatisfy({ $0.datasetID == datasetID }) else {
-            throw DashboardError(parameter: "run", "runs can be compared only over one dataset")
-        }
-        // The baseline: as asked, else the oldest run (ids are time-ordered).
-        let baselineID = baseline ?? ids.min()!
-        let candidates = ids.filter { $0 != baselineID }.sorted()
         // The page shows the comparison's means, not the listings'.
-        let byID = Dictionary(uniqueKeysWithValues: listed.map { ($0.id, $0) })
-        let runs = [byID[baselineID]!] + candidates.map { byID[$0]! }
+        guard let runs = try CompareSelection.ordered(listed, ids: ids, baseline: baseline) else { return nil }
         let keys = runs.map(Self.key)
         let cacheKey = keys.allSatisfy({ $0 != nil }) ? keys.map { $0! }.joined(separator: ",") : nil
         let comparison: RunComparison
         if let cacheKey, let cached = comparisons.withLock({ $0[cacheKey] }) {
             comparison = cached
         } else {
-            comparison = try await xeroml.compare(baseline: baselineID, candidates: candidates)
+            comparison = try await xeroml.compare(baseline: runs[0].id, candidates: runs.dropFirst().map(\.id))
             if let cacheKey { comparisons.withLock { $0[cacheKey] = comparison } }
         }
         return try await page(of: comparison, cacheKey: cacheKey, runs: runs, query: query)

@@ -575,21 +575,11 @@ public struct PostgresDashboardStore: DashboardStore {
     // MARK: Comparison
 
     public func comparison(runIDs: [String], baseline: String?, query compareQuery: CompareQuery) async throws -> ComparisonPage? {
-        var ids: [String] = []
-        for id in runIDs where !ids.contains(id) { ids.append(id) }
-        if let baseline, !ids.contains(baseline) { ids.insert(baseline, at: 0) }
-        guard ids.count >= 2 else { throw DashboardError(parameter: "run", "choose two or more runs to compare") }
+        let ids = try CompareSelection.ids(runIDs, baseline: baseline)
         var q = query()
         let condition = "r.id = ANY(\(q.bind(ids)))"
         let listed = try await runRows(where: condition, q)
-        guard listed.count == ids.count else { return nil }
-        guard let datasetID = listed[0].datasetID, listed.allSatisfy({ $0.datasetID == datasetID }) else {
-            throw DashboardError(parameter: "run", "runs can be compared only over one dataset")
-        }
-        let baselineID = baseline ?? ids.min()!
-        let candidates = ids.filter { $0 != baselineID }.sorted()
-        let byID = Dictionary(uniqueKeysWithValues: listed.map { ($0.id, $0) })
-        let runs = [byID[baselineID]!] + candidates.map { byID[$0]! }
+        guard let runs = try CompareSelection.ordered(listed, ids: ids, baseline: baseline) else { return nil }
         // Committed runs never change: a comparison of them is cached as long as it is asked for.
         let key = "\(projectID.uuidString)/" + runs.map(\.id).joined(separator: ",")
         let comparison: RunComparison
