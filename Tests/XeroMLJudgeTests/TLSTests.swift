@@ -21,7 +21,8 @@ struct TLSTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let key = dir.appendingPathComponent("key.pem").path, certificate = dir.appendingPathComponent("cert.pem").path
         let made = try await RunningProcess(executable: URL(fileURLWithPath: Self.openssl), arguments: [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=127.0.0.1",
+            // An EC key: made in milliseconds, where RSA keys cost the suite's start CPU.
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=127.0.0.1",
         ]).wait(timeout: .seconds(60))
         try #require(made.status == 0, "openssl req: \(made.stderr)")
         let port = try PostgresCluster.freePort()
@@ -44,11 +45,12 @@ struct TLSTests {
             let clock = ContinuousClock()
             let start = clock.now
             let error = await #expect(throws: HTTPError.self) {
-                try await kind.make(timeout: .seconds(20)).send(HTTPRequest(url: URL(string: "https://127.0.0.1:\(port)/v1")!))
+                try await kind.make(timeout: .seconds(60)).send(HTTPRequest(url: URL(string: "https://127.0.0.1:\(port)/v1")!))
             }
             #expect(error?.code == .tlsFailed, "\(String(describing: error))")
             #expect(error?.isRetryable == false)
-            #expect(clock.now - start < .seconds(5), "took \(clock.now - start)")
+            // At once, long before the 60 s deadline (room for the suite's start on two cores).
+            #expect(clock.now - start < .seconds(10), "took \(clock.now - start)")
         }
     }
 

@@ -38,10 +38,11 @@ import XeroMLTesting
 
     @Test(arguments: TransportKind.allCases, [FakeReply.Misbehavior.closeMidBody, .reset])
     func aBrokenConnectionFailsAtOnceAndIsRetryable(_ kind: TransportKind, _ misbehavior: FakeReply.Misbehavior) async throws {
-        let (error, elapsed) = try await failure(kind, of: misbehavior, timeout: .seconds(20))
+        let (error, elapsed) = try await failure(kind, of: misbehavior, timeout: .seconds(60))
         #expect(error?.code == .connectionFailed || error?.code == .invalidResponse,
                 "\(misbehavior): \(String(describing: error))")
-        #expect(elapsed < .seconds(5), "\(misbehavior) took \(elapsed)")
+        // Long before the 60 s deadline; the bound leaves room for the suite's start on two cores.
+        #expect(elapsed < .seconds(10), "\(misbehavior) took \(elapsed)")
     }
 
     @Test(arguments: TransportKind.allCases, [FakeReply.Misbehavior.neverAnswer, .stallAfterHeaders, .trickle(interval: .milliseconds(300))])
