@@ -42,8 +42,8 @@ import Glibc
             #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
             #expect(result.stderr.contains("3 of 3 items failed"))
             #expect(result.stdout.contains("--errors"))
-            // 2 attempts of 1 s plus a backoff; far from "forever".
-            #expect(elapsed < .seconds(20), "took \(elapsed)")
+            // 2 attempts of 1 s plus a backoff; far from "forever", with room for a loaded machine.
+            #expect(elapsed < .seconds(45), "took \(elapsed)")
             let run = try #require(try await xeroml.findRun("silent", datasetName: "capitals"))
             #expect(run.status == .finished && run.errorCount == 3)
             let results = try await xeroml.results(runID: run.id)
@@ -73,7 +73,7 @@ import Glibc
             let signalled = Self.clock.now
             kill(process.pid, signo)
             let result = await process.wait()
-            #expect(Self.clock.now - signalled < .seconds(6), "the signal took \(Self.clock.now - signalled)")
+            #expect(Self.clock.now - signalled < .seconds(30), "the signal took \(Self.clock.now - signalled)")
             #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")
             let run = try #require(try await xeroml.findRun("stalled", datasetName: "capitals"))
             #expect(run.status == .interrupted && run.itemCount == 0)
@@ -90,15 +90,16 @@ import Glibc
         let xeroml = try temporaryClient()
         let questions = (0..<(concurrency * 2)).map { "Capital of country \($0)?" }
         try await makeDataset(xeroml, items: questions.map { ($0, "Paris", nil) })
-        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("Paris").delayed(by: .milliseconds(400)) }) { server in
+        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("Paris").delayed(by: .seconds(2)) }) { server in
             let result = try await runCLI(arguments(xeroml, server, name: "wide", ["--concurrency", "\(concurrency)"]))
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(server.peakConcurrency == concurrency, "peak \(server.peakConcurrency) at --concurrency \(concurrency)")
-            // Latency is the time on the wire, not time queued in the client.
+            // Latency is the time on the wire (2 s), not time queued in the client (behind a cap of 6
+            // connections, 11 rounds of 2 s at 32); the bound leaves room for a loaded machine.
             let run = try #require(try await xeroml.findRun("wide", datasetName: "capitals"))
             let results = try await xeroml.results(runID: run.id)
             let slowest = results.map(\.latency).max() ?? .zero
-            #expect(slowest < .seconds(4), "slowest item \(slowest)")
+            #expect(slowest < .seconds(15), "slowest item \(slowest)")
             #expect(results.allSatisfy { $0.attempts == 1 })
         }
     }
@@ -173,7 +174,7 @@ import Glibc
             let result = try await runCLI(arguments(xeroml, server, name: "patient",
                                                     ["--concurrency", "1", "--max-retry-after", "2", "--max-errors", "1"]))
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-            #expect(Self.clock.now - start < .seconds(15), "a 600 s Retry-After held the run")
+            #expect(Self.clock.now - start < .seconds(60), "a 600 s Retry-After held the run")
             let run = try #require(try await xeroml.findRun("patient", datasetName: "capitals"))
             #expect(run.errorCount == 1)
         }

@@ -50,7 +50,7 @@ struct TLSTests {
             #expect(error?.code == .tlsFailed, "\(String(describing: error))")
             #expect(error?.isRetryable == false)
             // At once, long before the 60 s deadline (room for the suite's start on two cores).
-            #expect(clock.now - start < .seconds(10), "took \(clock.now - start)")
+            #expect(clock.now - start < .seconds(30), "took \(clock.now - start)")
         }
     }
 

@@ -32,8 +32,9 @@ import XeroMLTesting
         #expect(error?.code == .timeout, "\(misbehavior): \(String(describing: error))")
         #expect(error?.isRetryable == true)
         #expect(elapsed >= .milliseconds(450), "\(misbehavior) ended before its deadline: \(elapsed)")
-        // The deadline is 500 ms; the bound leaves room for a loaded machine, and is far below "never".
-        #expect(elapsed < .seconds(10), "\(misbehavior) took \(elapsed)")
+        // The deadline is 500 ms; the bound leaves room for the suite's start on two cores (10 s
+        // stalls have been seen), and is far below "never".
+        #expect(elapsed < .seconds(30), "\(misbehavior) took \(elapsed)")
     }
 
     @Test(arguments: TransportKind.allCases, [FakeReply.Misbehavior.closeMidBody, .reset])
@@ -41,8 +42,9 @@ import XeroMLTesting
         let (error, elapsed) = try await failure(kind, of: misbehavior, timeout: .seconds(60))
         #expect(error?.code == .connectionFailed || error?.code == .invalidResponse,
                 "\(misbehavior): \(String(describing: error))")
-        // Long before the 60 s deadline; the bound leaves room for the suite's start on two cores.
-        #expect(elapsed < .seconds(10), "\(misbehavior) took \(elapsed)")
+        // Long before the 60 s deadline; the bound, half of it, leaves room for the suite's start on
+        // two cores.
+        #expect(elapsed < .seconds(30), "\(misbehavior) took \(elapsed)")
     }
 
     @Test(arguments: TransportKind.allCases, [FakeReply.Misbehavior.neverAnswer, .stallAfterHeaders, .trickle(interval: .milliseconds(300))])
@@ -60,7 +62,7 @@ import XeroMLTesting
             let elapsed = Self.clock.now - cancelled
             #expect(throws: CancellationError.self) { try result.get() }
             // About a second, with room for a loaded machine; the request's own deadline is 60 s.
-            #expect(elapsed < .seconds(6), "cancellation took \(elapsed)")
+            #expect(elapsed < .seconds(30), "cancellation took \(elapsed)")
         }
     }
 
@@ -81,8 +83,9 @@ import XeroMLTesting
             let cancelled = Self.clock.now
             group.cancel()
             _ = await group.result
-            // Without the fix this never ended; the bound leaves room for a loaded machine.
-            #expect(Self.clock.now - cancelled < .seconds(10))
+            // Without the fix this never ended; the bound, half the requests' deadline, leaves room
+            // for a loaded machine.
+            #expect(Self.clock.now - cancelled < .seconds(30))
         }
     }
 
@@ -105,14 +108,14 @@ import XeroMLTesting
                     return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                 }
                 #expect(timeouts == 64, "round \(round)")
-                #expect(Self.clock.now - start < .seconds(15), "round \(round) took \(Self.clock.now - start)")
+                #expect(Self.clock.now - start < .seconds(30), "round \(round) took \(Self.clock.now - start)")
             }
         }
     }
 
     @Test(arguments: TransportKind.allCases, [1, 8, 64])
     func concurrentRequestsAreAllOnTheWire(_ kind: TransportKind, _ concurrency: Int) async throws {
-        let delay = Duration.seconds(1)
+        let delay = Duration.seconds(3)
         try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("ok").delayed(by: delay) }) { server in
             let transport = kind.make(timeout: .seconds(30))
             let url = server.baseURL
@@ -128,9 +131,10 @@ import XeroMLTesting
             }
             #expect(server.peakConcurrency == concurrency, "peak \(server.peakConcurrency) of \(concurrency)")
             // No request waited in a client queue for others to finish: queued behind a cap of 6, the
-            // slowest of 64 would take 11 delays; on the wire, one delay plus machine load.
+            // slowest of 64 would take 11 delays; on the wire, one delay plus machine load (stalls of
+            // 10 s have been seen at the suite's start on two cores).
             let slowest = latencies.max() ?? .zero
-            #expect(slowest < delay * 5, "the slowest of \(concurrency) took \(slowest)")
+            #expect(slowest < delay * 6, "the slowest of \(concurrency) took \(slowest)")
         }
     }
 

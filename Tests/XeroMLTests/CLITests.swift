@@ -146,7 +146,7 @@ import XeroMLTesting
         let signalled = ContinuousClock.now
         kill(process.pid, signo)
         let result = await process.wait()
-        #expect(ContinuousClock.now - signalled < .seconds(6), "the signal was answered late")
+        #expect(ContinuousClock.now - signalled < .seconds(30), "the signal was answered late")
         #expect(result.status == 128 + signo, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("interrupted"))
         let xeroml = try XeroML(path: path)

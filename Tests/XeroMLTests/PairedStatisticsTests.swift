@@ -101,7 +101,9 @@ func close(_ a: Double, _ b: Double, relative: Double, absolute: Double = 0) -> 
         let start = clock.now
         let result = PairedTests.wilcoxonSignedRank(d)
         #expect(result.exact && result.n == 50)
-        #expect(clock.now - start < .seconds(1))
+        // Milliseconds; enumerating the 2^50 sign patterns would never end. The bound leaves room
+        // for a machine loaded by the rest of the suite.
+        #expect(clock.now - start < .seconds(30))
         let above = PairedTests.wilcoxonSignedRank(d + [4])
         #expect(!above.exact)
     }
