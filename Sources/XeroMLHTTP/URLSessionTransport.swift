@@ -77,7 +77,12 @@ public final class URLSessionTransport: HTTPTransport {
         let exchange = Exchange(url: request.url, deadline: deadline, limit: maxResponseBytes)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                exchange.start(continuation: continuation, session: session, request: urlRequest)
+                // Creating and resuming a URLSession task waits on FoundationNetworking's own serial
+                // queue, which many requests in flight keep busy for seconds: from here it would block
+                // a thread of Swift's cooperative pool (one per core) and stall every other task of
+                // the process. The exchange starts on a dispatch queue instead.
+                let (session, urlRequest) = (self.session, urlRequest)
+                Self.callbacks.async { exchange.start(continuation: continuation, session: session, request: urlRequest) }
             }
         } onCancel: {
             // The cancellation handler runs with the task's status lock held; stopping a URLSession
@@ -87,8 +92,8 @@ public final class URLSessionTransport: HTTPTransport {
         }
     }
 
-    /// Where deadlines fire and cancelled exchanges are ended: never on a thread that holds a Swift
-    /// task's lock, never on the cooperative pool.
+    /// Where exchanges start, deadlines fire and cancelled exchanges are ended: never on a thread that
+    /// holds a Swift task's lock, never on the cooperative pool.
     static let callbacks = DispatchQueue(label: "xeroml.http.callbacks", attributes: .concurrent)
 
     /// One request in flight: its continuation is resumed exactly once, by whichever comes first of
