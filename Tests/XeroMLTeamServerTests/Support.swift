@@ -172,6 +172,31 @@ struct SyntheticRun: Sendable {
     }
 
     var commit: CommitRequest { CommitRequest(chunkCount: chunks.count, runItemCount: runItemCount) }
+
+    /// The same run with the same rows, in chunks of `itemsPerChunk` items (as a client would send it
+    /// with another chunk size).
+    func rechunked(itemsPerChunk: Int) -> SyntheticRun {
+        var all = SyncChunk(runID: runID, index: 0)
+        for chunk in chunks {
+            all.datasetItems += chunk.datasetItems
+            all.traces += chunk.traces
+            all.observations += chunk.observations
+            all.runItems += chunk.runItems
+            all.scores += chunk.scores
+        }
+        var copy = self
+        copy.chunks = stride(from: 0, to: all.runItems.count, by: itemsPerChunk).enumerated().map { index, start in
+            let items = start..<min(all.runItems.count, start + itemsPerChunk)
+            var chunk = SyncChunk(runID: runID, index: index)
+            chunk.datasetItems = Array(all.datasetItems[items])
+            chunk.traces = Array(all.traces[items])
+            chunk.observations = Array(all.observations[items])
+            chunk.runItems = Array(all.runItems[items])
+            chunk.scores = Array(all.scores[(2 * items.lowerBound)..<(2 * items.upperBound)])
+            return chunk
+        }
+        return copy
+    }
 }
 
 /// One number from `sql` (psql, unaligned).

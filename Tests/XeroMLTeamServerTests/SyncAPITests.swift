@@ -228,6 +228,34 @@ struct SyncAPITests {
         }
     }
 
+    @Test("rows sent again under another chunk number (a push resumed with another chunk size) are stored once, beside the chunk's new rows")
+    func rowsAgainInAnotherChunk() async throws {
+        let url = try await freshDatabase()
+        try await withDatabase(url) { database in
+            let key = try await makeProject(database)
+            try await withServer(database) { server in
+                let run = SyntheticRun.make(items: 30, itemsPerChunk: 10)
+                _ = try await server.put(SyncAPI.runPath(run.runID), run.manifest, token: key.token)
+                for index in 0..<2 {
+                    let receipt = try await server.put(SyncAPI.chunkPath(run.runID, index: index), run.chunks[index], token: key.token)
+                    #expect(try receipt.decode(ChunkReceipt.self).newRows == 60)
+                }
+                // Items 0-19 are stored. In chunks of 15, chunk 1 holds items 15-29: five stored, ten new.
+                let resumed = run.rechunked(itemsPerChunk: 15)
+                let receipt = try await server.put(SyncAPI.chunkPath(run.runID, index: 1), resumed.chunks[1], token: key.token)
+                #expect(try receipt.decode(ChunkReceipt.self).newRows == 60, "\(receipt.text)")
+                // Chunk 0 again (all 15 items stored): nothing new.
+                let again = try await server.put(SyncAPI.chunkPath(run.runID, index: 0), resumed.chunks[0], token: key.token)
+                #expect(try again.decode(ChunkReceipt.self).newRows == 0)
+                let commit = try await server.post(SyncAPI.commitPath(run.runID), resumed.commit, token: key.token)
+                #expect(try commit.decode(RunState.self).committed, "\(commit.text)")
+                for (table, rows) in [("traces", 30), ("observations", 30), ("run_items", 30), ("scores", 60), ("dataset_items", 30)] {
+                    #expect(try await count("SELECT count(*) FROM \(table)", in: url) == rows, "\(table)")
+                }
+            }
+        }
+    }
+
     @Test("a commit whose run item count disagrees with the chunks is a 409 and leaves the run invisible")
     func commitCountMismatch() async throws {
         let url = try await freshDatabase()
