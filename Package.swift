@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "XeroMLTeamServerTests",
             dependencies: [
-                "XeroMLTeamServer", "XeroMLSyncAPI", "XeroMLSync", "XeroML", "XeroMLTesting", "xeroml", "xeroml-server",
+                "XeroMLTeamServer", "XeroMLSyncAPI", "XeroMLDashboard", "XeroMLServer", "XeroMLSync", "XeroML", "XeroMLTesting", "xeroml", "xeroml-server",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

@@ -196,6 +196,25 @@ public struct PostgresDashboardStore: DashboardStore {
     public func run(id: String) async throws -> RunDetail? {
         let key = cacheKey(id)
         if let cached = cache.details.withLock({ $0[key] }) { return cached }
+        // One computation per run at a time: a request that arrives while another request (or the
+        // computation that follows the run's commit) computes the same figures waits for those. The
+        // computation is not cancelled with a request that stops waiting; its figures are kept.
+        let computation = cache.computing.withLock { computing in
+            if let running = computing[key] { return running }
+            let task = Task { [self] in
+                defer { cache.computing.withLock { _ = $0.removeValue(forKey: key) } }
+                return try await computeDetail(id: id, key: key)
+            }
+            computing[key] = task
+            return task
+        }
+        return try await computation.value
+    }
+
+    /// The figures of run `id`, computed and kept in the cache under `key`; nil for a run that is not
+    /// a committed run of the project.
+    func computeDetail(id: String, key: String) async throws -> RunDetail? {
+        cache.computations.add(1, ordering: .relaxed)
         guard let run = try await run(id) else { return nil }
         async let items = itemFigures(run: run)
         async let scores = scoreFigures(runID: id)
@@ -667,6 +686,10 @@ public struct PostgresDashboardStore: DashboardStore {
 /// every request; keyed by project and run.
 public final class PostgresDashboardCache: Sendable {
     let details = Mutex(Cache<RunDetail>(capacity: 64))
+    /// The run figures being computed, by cache key.
+    let computing = Mutex<[String: Task<RunDetail?, any Error>]>([:])
+    /// How many times run figures were computed (for tests).
+    let computations = Atomic<Int>(0)
     let means = Mutex(Cache<[ScoreMean]>(capacity: 4096))
     let comparisons = Mutex(Cache<RunComparison>(capacity: 4))
     let orders = Mutex(Cache<[SQLiteDashboardStore.MatchedItem]>(capacity: 16))

@@ -29,6 +29,8 @@ public struct TeamDashboard: Sendable {
     /// Whether the cookie carries `Secure` (set it when users reach the server over HTTPS, through a proxy).
     public let secureCookie: Bool
     public let logger: Logger
+    /// Whole-run figures shared by the pages of all sessions (and filled by ``TeamServer`` as runs are
+    /// committed).
     let cache = PostgresDashboardCache()
     let clock: @Sendable () -> Int64
 
