@@ -186,7 +186,14 @@ private final class FakeServerCore: Sendable {
             if !s.queue.isEmpty { return s.queue.removeFirst() }
             return nil
         }
-        defer { state.withLock { $0.inFlight -= 1 } }
+        // In flight until its answer starts on the wire: a client that sends its next request as soon as
+        // it has an answer must not be counted twice (the peak would read one above the client's limit).
+        var inFlight = true
+        func answered() {
+            if inFlight { state.withLock { $0.inFlight -= 1 } }
+            inFlight = false
+        }
+        defer { answered() }
         let reply = queued ?? state.withLock({ $0.handler })?(request)
             ?? .status(400, body: #"{"error": {"message": "FakeOpenAIServer: no reply scripted for \#(request.method) \#(request.path)"}}"#)
         if reply.delay > .zero {
@@ -194,7 +201,9 @@ private final class FakeServerCore: Sendable {
         }
         guard let misbehavior = reply.misbehavior else {
             let open = keepAlive && request.header("connection")?.lowercased() != "close"
-            send(encode(reply, keepAlive: open), to: connection)
+            let bytes = encode(reply, keepAlive: open)
+            answered()
+            send(bytes, to: connection)
             return open
         }
         let bytes = encode(reply, keepAlive: false)
