@@ -148,12 +148,18 @@ public struct ChatConfiguration: Sendable, Hashable {
         return configuration
     }
 
-    /// `{baseURL}/chat/completions`. A base URL that already ends in `/chat/completions` is used as it is.
+    /// `{baseURL}/chat/completions`, with the base URL's query kept after the path (as endpoints that
+    /// want `?api-version=…` need). A base URL whose path already ends in `/chat/completions` is used as
+    /// it is.
     public var completionsURL: URL {
-        var text = baseURL.absoluteString
-        while text.hasSuffix("/") { text.removeLast() }
-        if text.hasSuffix("/chat/completions") { return URL(string: text) ?? baseURL }
-        return URL(string: text + "/chat/completions") ?? baseURL.appendingPathComponent("chat/completions")
+        guard var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false) else {
+            return baseURL.appendingPathComponent("chat/completions")
+        }
+        var path = components.percentEncodedPath
+        while path.hasSuffix("/") { path.removeLast() }
+        if !path.hasSuffix("/chat/completions") { path += "/chat/completions" }
+        components.percentEncodedPath = path
+        return components.url ?? baseURL.appendingPathComponent("chat/completions")
     }
 
     /// The cost of a generation from its token counts, or `nil` when no price is configured or no

@@ -282,16 +282,18 @@ struct Eval: AsyncParsableCommand {
         // The model under test answers in free text; judges ask for structured output.
         modelConfiguration.structuredOutput = false
 
+        // The judge: each XEROML_JUDGE_* variable on its own (the endpoint, the model, the sampling
+        // options), the model under test for what none of them names.
         var judge: ChatConfiguration
         do {
-            judge = try ChatConfiguration.fromEnvironment(environment) ?? {
-                var copy = modelConfiguration
-                copy.temperature = 0
-                copy.maxTokens = nil
-                copy.structuredOutput = true
-                return copy
-            }()
-        } catch {
+            var filled = environment
+            if variable(ChatConfiguration.baseURLVariable) == nil { filled[ChatConfiguration.baseURLVariable] = modelURL.absoluteString }
+            if variable(ChatConfiguration.modelVariable) == nil { filled[ChatConfiguration.modelVariable] = modelName }
+            guard let configuration = try ChatConfiguration.fromEnvironment(filled) else {
+                throw CommandError("the judge's endpoint could not be read from the environment")
+            }
+            judge = configuration
+        } catch let error as ChatError {
             throw CommandError("\(error)")
         }
         if let judgeBaseURL { judge.baseURL = try Self.endpointURL(judgeBaseURL, flag: "--judge-base-url") }

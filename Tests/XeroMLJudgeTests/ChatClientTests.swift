@@ -62,6 +62,22 @@ import XeroMLTesting
         #expect(base.completionsURL.absoluteString == "http://127.0.0.1:8080/v1/chat/completions")
         let full = ChatConfiguration(baseURL: URL(string: "http://127.0.0.1:8080/v1/chat/completions")!, model: "m")
         #expect(full.completionsURL.absoluteString == "http://127.0.0.1:8080/v1/chat/completions")
+        // A query (Azure's api-version) stays after the path.
+        let query = ChatConfiguration(baseURL: URL(string: "https://x.example/openai/deployments/d?api-version=2024-10-21")!, model: "m")
+        #expect(query.completionsURL.absoluteString == "https://x.example/openai/deployments/d/chat/completions?api-version=2024-10-21")
+        let fullWithQuery = ChatConfiguration(baseURL: URL(string: "http://h/v1/chat/completions/?a=1&b=%20")!, model: "m")
+        #expect(fullWithQuery.completionsURL.absoluteString == "http://h/v1/chat/completions?a=1&b=%20")
+        let root = ChatConfiguration(baseURL: URL(string: "http://h:9")!, model: "m")
+        #expect(root.completionsURL.absoluteString == "http://h:9/chat/completions")
+    }
+
+    @Test func aQueryInTheBaseURLReachesTheServerAfterThePath() async throws {
+        try await withFakeOpenAIServer(handler: { _ in .chat("ok") }) { server in
+            let base = URL(string: server.baseURL.absoluteString + "?api-version=2024-10-21")!
+            let client = ChatClient(configuration: ChatConfiguration(baseURL: base, model: "m"))
+            _ = try await client.complete("hi")
+            #expect(server.requests.first?.path == "/v1/chat/completions?api-version=2024-10-21")
+        }
     }
 
     @Test func a429IsRetriedAfterItsRetryAfter() async throws {

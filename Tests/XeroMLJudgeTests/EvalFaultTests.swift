@@ -139,6 +139,32 @@ import Glibc
         }
     }
 
+    @Test func eachJudgeVariableAppliesOnItsOwn() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in .chat("Paris") }) { model in
+            try await withFakeOpenAIServer(handler: { _ in .judge(score: 0.9) }) { judge in
+                // Only the judge's endpoint in the environment: the judge is asked there, with --model's name.
+                var result = try await runCLI(arguments(xeroml, model, name: "env-1", ["--evaluator", "helpfulness"]),
+                                              environment: ["XEROML_JUDGE_BASE_URL": judge.baseURL.absoluteString])
+                #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+                #expect(model.requests.count == 3)
+                #expect(judge.requests.count == 3)
+                #expect(judge.requests.allSatisfy { $0.json?["model"]?.stringValue == "tiny-model" })
+                let run = try #require(try await xeroml.findRun("env-1", datasetName: "capitals"))
+                #expect(try await xeroml.results(runID: run.id).allSatisfy { $0.score("helpfulness") == 0.9 })
+
+                // Only the judge's model in the environment: the judge is asked at --base-url, with that model.
+                result = try await runCLI(arguments(xeroml, model, name: "env-2", ["--evaluator", "helpfulness", "--judge-cache", "off"]),
+                                          environment: ["XEROML_JUDGE_MODEL": "judge-model"])
+                #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+                #expect(model.requests.filter { $0.json?["model"]?.stringValue == "judge-model" }.count == 3)
+                #expect(model.requests.filter { $0.json?["model"]?.stringValue == "tiny-model" }.count == 6)
+                #expect(judge.requests.count == 3)
+            }
+        }
+    }
+
     @Test func aResumeWithAnotherConfigurationIsRefusedUnlessAllowed() async throws {
         let xeroml = try temporaryClient()
         try await makeDataset(xeroml)
