@@ -67,9 +67,14 @@ private let interruptingSignal = Mutex<Int32?>(nil)
 /// SIGHUP), as shells report a process ended by that signal.
 var interruptedExitCode: ExitCode { ExitCode(128 + (interruptingSignal.withLock { $0 } ?? SIGINT)) }
 
+/// When the first signal of an interruption arrived.
+private let firstSignal = Mutex<ContinuousClock.Instant?>(nil)
+
 /// Runs `body` so that Ctrl-C, SIGTERM (what CI runners and `kill` send) and SIGHUP (a closed
 /// terminal) cancel it cleanly: in-flight items are cancelled, every finished result is written, the
-/// run is marked interrupted. A second signal exits at once.
+/// run is marked interrupted. A second signal a quarter of a second or more after the first exits at
+/// once; one sooner is the same interruption delivered twice (a wrapper such as `timeout` or `make`
+/// passes a signal on to the process and to its process group) and is ignored.
 func withInterruptHandling<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let task = Task { try await body() }
     var sources: [any DispatchSourceSignal] = []
@@ -77,7 +82,16 @@ func withInterruptHandling<T: Sendable>(_ body: @escaping @Sendable () async thr
         signal(signo, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
         source.setEventHandler {
-            if task.isCancelled { exit(128 + signo) }
+            let now = ContinuousClock.now
+            let first = firstSignal.withLock { first in
+                if first == nil { first = now }
+                return first!
+            }
+            if task.isCancelled {
+                guard now - first >= .milliseconds(250) else { return }
+                fflush(nil)  // every stream, standard output among them
+                exit(128 + signo)
+            }
             interruptingSignal.withLock { $0 = signo }
             let name = signo == SIGINT ? "Ctrl-C" : signo == SIGTERM ? "SIGTERM" : "SIGHUP"
             FileHandle.standardError.write(Data(
@@ -87,11 +101,15 @@ func withInterruptHandling<T: Sendable>(_ body: @escaping @Sendable () async thr
         source.resume()
         sources.append(source)
     }
-    defer {
+    let result = await task.result
+    // An interrupted command is about to say so and exit: the signals stay handled until then, so that
+    // one more (the same interruption delivered twice, or an impatient second Ctrl-C) cannot end the
+    // process by default before it has written that the run was interrupted.
+    if interruptingSignal.withLock({ $0 }) == nil {
         for (source, signo) in zip(sources, [SIGINT, SIGTERM, SIGHUP]) {
             source.cancel()
             signal(signo, SIG_DFL)
         }
     }
-    return try await task.value
+    return try result.get()
 }

@@ -21,9 +21,12 @@ import Glibc
 
     /// Starts `xeroml` with `arguments` (no endpoint from the environment) and waits until `server`
     /// holds `requests` requests.
-    func startEval(_ arguments: [String], holding requests: Int, on server: FakeOpenAIServer) async throws -> RunningProcess {
+    func startEval(_ arguments: [String], holding requests: Int, on server: FakeOpenAIServer,
+                   under wrapper: [String] = []) async throws -> RunningProcess {
+        let command = wrapper.isEmpty ? (xeromlExecutable(), arguments)
+            : (URL(fileURLWithPath: wrapper[0]), Array(wrapper.dropFirst()) + [xeromlExecutable().path] + arguments)
         let process = try RunningProcess(
-            executable: xeromlExecutable(), arguments: arguments,
+            executable: command.0, arguments: command.1,
             environment: ["XEROML_JUDGE_BASE_URL": "", "XEROML_JUDGE_MODEL": "", "OPENAI_API_KEY": ""],
             directory: FileManager.default.temporaryDirectory)
         let deadline = Self.clock.now + .seconds(30)
@@ -82,6 +85,27 @@ import Glibc
             let resumed = try await runCLI(arguments(xeroml, server, name: "stalled", ["--timeout", "60", "--resume"]))
             #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
             #expect(try await xeroml.findRun("stalled", datasetName: "capitals")?.status == .finished)
+        }
+    }
+
+    /// `timeout` and `make` pass a signal to the process and to its process group: it arrives twice,
+    /// a moment apart (while the run is stopping, or once it has stopped and the CLI is saying so).
+    /// Here under `timeout` (which passes the first on twice) and then once more, later.
+    @Test(arguments: [30, 120, 220])
+    func aSignalDeliveredTwiceIsOneInterruption(_ milliseconds: Int) async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in FakeReply.chat("late").misbehaving(.stallAfterHeaders) }) { server in
+            let process = try await startEval(arguments(xeroml, server, name: "twice", ["--timeout", "60"]), holding: 3, on: server,
+                                              under: ["/usr/bin/timeout", "120"])
+            kill(process.pid, SIGINT)
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            kill(process.pid, SIGINT)
+            let result = try await process.wait(timeout: .seconds(60))
+            #expect(result.status == 130, "\(result.stdout)\(result.stderr)")
+            // Written before the exit, to a pipe (buffered): the second signal did not cut it off.
+            #expect(result.stdout.contains("Run \"twice\" interrupted"), "\(result.stdout)")
+            #expect(try await xeroml.findRun("twice", datasetName: "capitals")?.status == .interrupted)
         }
     }
 
