@@ -104,6 +104,10 @@ struct Eval: AsyncParsableCommand {
     @Flag(help: "Continue the run of the same name: only items without a result run.")
     var resume = false
 
+    @Flag(name: .customLong("retry-errors"),
+          help: "With --resume: also run again the items whose result is an error, even in a finished run (their results are replaced).")
+    var retryErrors = false
+
     @Flag(name: .customLong("allow-changes"),
           help: "With --resume: continue even if the model, prompt, parameters or evaluators differ from the run's (recorded in the run).")
     var allowChanges = false
@@ -119,6 +123,7 @@ struct Eval: AsyncParsableCommand {
         guard maxRetryAfter >= 0, maxRetryAfter <= 86_400 else { throw ValidationError("--max-retry-after must be between 0 and 86400 seconds") }
         guard maxErrors >= 0 else { throw ValidationError("--max-errors must not be negative") }
         if allowChanges && !resume { throw ValidationError("--allow-changes goes with --resume") }
+        if retryErrors && !resume { throw ValidationError("--retry-errors goes with --resume") }
         guard cachePolicy != nil else { throw ValidationError("--judge-cache must be shared, per-repetition or off") }
         do {
             _ = try PromptTemplate(prompt)
@@ -177,7 +182,8 @@ struct Eval: AsyncParsableCommand {
         let printer = Task { await ProgressPrinter(label: name).consume(events) }
         // The request has its own deadline; the task's is a backstop a little later.
         var options = ExperimentOptions(maxConcurrency: runOptions.concurrency, timeout: .milliseconds(Int64(timeout * 1000) + 5_000),
-                                        retry: retry, repetitions: runOptions.repetitions, resume: resume, limiter: limiter,
+                                        retry: retry, repetitions: runOptions.repetitions, resume: resume,
+                                        retryErrors: retryErrors, limiter: limiter,
                                         progress: continuation, seed: seed)
         options.allowConfigurationChange = allowChanges
         let experimentOptions = options
@@ -195,6 +201,9 @@ struct Eval: AsyncParsableCommand {
         }
         let runMetadata = metadata
         let dataset = self.dataset
+        // A finished run resumed without --retry-errors runs nothing; say so after its summary.
+        var finishedAlready = false
+        if resume && !retryErrors { finishedAlready = try await xeroml.findRun(name, datasetName: dataset)?.status == .finished }
         let report: ExperimentReport
         do {
             report = try await withInterruptHandling {
@@ -225,6 +234,12 @@ struct Eval: AsyncParsableCommand {
             throw error
         }
         await printer.value
+        if finishedAlready {
+            let failed = report.run.errorCount
+            print("Run \"\(name)\" was finished already: nothing ran. "
+                  + (failed == 0 ? "" : "Its \(failed) failed item\(failed == 1 ? " is" : "s are") kept as they are; "
+                     + "--retry-errors with --resume runs \(failed == 1 ? "it" : "them") again."))
+        }
         print(report.format())
         print("  model: \(modelConfiguration.model) at \(modelConfiguration.baseURL.absoluteString)")
         let url = dashboard.appendingPathComponent("runs").appendingPathComponent(report.run.id)

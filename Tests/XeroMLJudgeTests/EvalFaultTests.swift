@@ -163,6 +163,32 @@ import Glibc
         }
     }
 
+    @Test func aFinishedRunResumedSaysNothingRanAndRetryErrorsRunsItsFailures() async throws {
+        let xeroml = try temporaryClient()
+        try await makeDataset(xeroml)
+        try await withFakeOpenAIServer(handler: { _ in .status(500, body: "{}") }) { server in
+            let failed = try await runCLI(arguments(xeroml, server, name: "broken", ["--max-attempts", "1"]))
+            #expect(failed.status == 3, "\(failed.stdout)\(failed.stderr)")
+
+            server.handler = EvalCommandTests.handler
+            let before = server.requestCount
+            let resumed = try await runCLI(arguments(xeroml, server, name: "broken", ["--resume"]))
+            #expect(resumed.status == 3)
+            #expect(server.requestCount == before)
+            #expect(resumed.stdout.contains("Run \"broken\" was finished already: nothing ran. Its 3 failed items are kept as they are; --retry-errors with --resume runs them again."),
+                    "\(resumed.stdout)")
+
+            let retried = try await runCLI(arguments(xeroml, server, name: "broken", ["--resume", "--retry-errors"]))
+            #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
+            #expect(server.requestCount == before + 3)
+            let run = try #require(try await xeroml.findRun("broken", datasetName: "capitals"))
+            #expect(run.status == .finished && run.errorCount == 0 && run.itemCount == 3)
+
+            let alone = try await runCLI(arguments(xeroml, server, name: "broken", ["--retry-errors"]))
+            #expect(alone.status == 64 && alone.stderr.contains("--retry-errors goes with --resume"), "\(alone.stderr)")
+        }
+    }
+
     @Test func eachJudgeVariableAppliesOnItsOwn() async throws {
         let xeroml = try temporaryClient()
         try await makeDataset(xeroml)
