@@ -212,7 +212,12 @@ public struct NIOTransport: HTTPTransport {
         if let error = error as? NIOSSLExtraError {
             return HTTPError(.tlsFailed, "the TLS handshake with \(url.absoluteString) failed: \(error)")
         }
-        if error is HTTPParserError {
+        if let error = error as? HTTPParserError {
+            if error == .invalidEOFState {
+                // The server closed the connection before the response was complete: a dropped
+                // connection, worth another attempt, not a server that speaks something else.
+                return HTTPError(.connectionFailed, "\(url.absoluteString) closed the connection before its response was complete")
+            }
             return HTTPError(.invalidResponse, "\(url.absoluteString) sent a malformed response: \(error)")
         }
         return HTTPError(.connectionFailed, "cannot reach \(url.absoluteString): \(error)")
