@@ -75,8 +75,12 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
     /// The error for an unsuccessful `response`: its status, `Retry-After` and the start of its body.
     public init(response: HTTPResponse) {
         let body = response.body.isEmpty ? nil : String(decoding: response.body.prefix(4096), as: UTF8.self)
-        self.init(.status, "HTTP \(response.statusCode)", statusCode: response.statusCode,
-                  retryAfter: response.retryAfter, responseBody: body)
+        var message = "HTTP \(response.statusCode)"
+        if (300..<400).contains(response.statusCode), let location = response.header("Location") {
+            // Redirects are not followed (they could carry an API key to another host): say where to.
+            message += ", a redirect to \(location) (not followed)"
+        }
+        self.init(.status, message, statusCode: response.statusCode, retryAfter: response.retryAfter, responseBody: body)
     }
 
     /// Whether another attempt may succeed: timeouts, connection failures, and the statuses 408,

@@ -107,7 +107,9 @@ public struct ChatError: RetryableError, Sendable, CustomStringConvertible {
         default: code = .invalidResponse
         }
         var message: String
-        if error.code == .status, let status = error.statusCode {
+        if error.code == .status, let status = error.statusCode, (300..<400).contains(status) {
+            message = "\(endpoint) answered \(error.message)"
+        } else if error.code == .status, let status = error.statusCode {
             message = "\(endpoint) answered HTTP \(status)"
             if let detail = Self.serverMessage(error.responseBody) { message += ": \(detail)" }
         } else {

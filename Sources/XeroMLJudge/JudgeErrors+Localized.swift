@@ -6,7 +6,10 @@ public import Foundation
 extension ChatError: LocalizedError {
     /// The message (naming the endpoint and the server's own explanation) and what to do about it.
     public var errorDescription: String? {
+        let redirect = statusCode.map { (300..<400).contains($0) } ?? false
         let advice: String? = switch code {
+        case .requestRejected where redirect:
+            "redirects are not followed, since they could carry the API key to another host; use the address it names as the base URL"
         case .rateLimited: "the endpoint asks for fewer requests; lower the concurrency or wait"
         case .serverError: "the endpoint failed; try again later"
         case .timeout: "no answer in time; check the endpoint or raise its timeout"

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import XeroMLHTTP
+import XeroMLJudge
 import XeroMLTesting
 
 /// Proxies are read from the environment as curl reads them, and requests really go through them.
@@ -117,6 +118,19 @@ import XeroMLTesting
                 HTTPRequest(url: server.baseURL, headers: ["X-Api-Key": "secret"]))
             #expect(response.statusCode == 302)
             #expect(response.header("location") == "http://127.0.0.1:9/elsewhere")
+            #expect(server.requestCount == 1)
+        }
+    }
+
+    @Test func aRedirectedChatRequestSaysWhereToAndIsNotRetried() async throws {
+        try await withFakeOpenAIServer(handler: { _ in .status(307, headers: ["Location": "https://elsewhere.example/v1/chat/completions"]) }) { server in
+            let error = await #expect(throws: ChatError.self) {
+                _ = try await ChatClient(configuration: server.configuration(model: "m")).complete("hi")
+            }
+            let text = error?.localizedDescription ?? ""
+            #expect(text.contains("answered HTTP 307, a redirect to https://elsewhere.example/v1/chat/completions (not followed)"), "\(text)")
+            #expect(text.contains("use the address it names as the base URL"), "\(text)")
+            #expect(error?.isRetryable == false)
             #expect(server.requestCount == 1)
         }
     }
