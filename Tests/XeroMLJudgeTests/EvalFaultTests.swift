@@ -253,6 +253,11 @@ import Glibc
             #expect(Self.clock.now - start < .seconds(60), "a 600 s Retry-After held the run")
             let run = try #require(try await xeroml.findRun("patient", datasetName: "capitals"))
             #expect(run.errorCount == 1)
+            // The stored error says why it was not retried.
+            let failed = try await xeroml.results(runID: run.id).compactMap(\.error)
+            #expect(failed.count == 1)
+            #expect(failed.first?.contains("429") == true, "\(failed)")
+            #expect(failed.first?.contains("not retried: the server asked to wait 600 s, longer than the 2 s honoured") == true, "\(failed)")
         }
     }
 

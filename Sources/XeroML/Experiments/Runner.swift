@@ -383,6 +383,13 @@ struct Runner: Sendable {
             }
             guard options.retry.shouldRetry(failure, attempt: attempt) else {
                 pending.setAttempts(attempt)
+                if attempt < options.retry.maxAttempts, let retryable, retryable.isRetryable,
+                   let asked = retryable.retryAfter, asked > options.retry.maxRetryAfter {
+                    // Not retried because of the wait asked for: say so, beside the server's words.
+                    pending.noteError("not retried: the server asked to wait \(Self.seconds(asked)), longer than the "
+                                      + "\(Self.seconds(options.retry.maxRetryAfter)) honoured (RetryPolicy.maxRetryAfter; "
+                                      + "--max-retry-after in xeroml eval)")
+                }
                 return pending
             }
             pending.recorder.discard()
@@ -396,4 +403,18 @@ struct Runner: Sendable {
 
 extension PendingItem {
     mutating func setAttempts(_ attempts: Int) { batch.runItems[0].attempts = attempts }
+
+    /// Adds `note` to the item's recorded error.
+    mutating func noteError(_ note: String) {
+        guard let error = batch.runItems[0].error else { return }
+        batch.runItems[0].error = error + " (\(note))"
+    }
+}
+
+extension Runner {
+    /// `3600 s`, `1.5 s`: a wait as people read it.
+    static func seconds(_ duration: Duration) -> String {
+        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
 }
