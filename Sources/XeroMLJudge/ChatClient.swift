@@ -204,7 +204,18 @@ public struct ChatClient: Sendable {
             // Some servers send content parts: [{"type": "text", "text": "…"}].
             content = parts.compactMap { $0["text"]?.stringValue ?? $0.stringValue }.joined()
         default:
-            content = message["refusal"]?.stringValue ?? ""
+            // No text: a refusal's words are the answer; anything else is no answer at all, which an
+            // evaluation must not score as an empty one.
+            if let refusal = message["refusal"]?.stringValue {
+                content = refusal
+            } else {
+                let reason = json["choices"]?[0]?["finish_reason"]?.stringValue
+                let what = message["tool_calls"] != nil ? "tool calls instead of text" : "no text (\"content\": null)"
+                throw ChatError(.invalidResponse, "\(endpoint) answered with \(what)"
+                                + (reason.map { ", finish_reason \"\($0)\"" } ?? "")
+                                + (reason == "length" ? " (the reply hit its token limit before any text: raise max tokens)" : ""),
+                                statusCode: response.statusCode)
+            }
         }
         func count(_ key: String) -> Int? {
             json["usage"]?[key]?.doubleValue.map { Int($0) }

@@ -71,6 +71,30 @@ import XeroMLTesting
         #expect(root.completionsURL.absoluteString == "http://h:9/chat/completions")
     }
 
+    @Test(arguments: [
+        (#"{"role": "assistant", "content": null}"#, "length", "no text (\"content\": null), finish_reason \"length\" (the reply hit its token limit"),
+        (#"{"role": "assistant", "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}"#, "tool_calls",
+         "tool calls instead of text"),
+    ])
+    func aReplyWithoutTextIsAnErrorNotAnEmptyAnswer(message: String, reason: String, expected: String) async throws {
+        let body = #"{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": \#(message), "finish_reason": "\#(reason)"}]}"#
+        try await withFakeOpenAIServer(handler: { _ in .status(200, body: body) }) { server in
+            let error = await #expect(throws: ChatError.self) {
+                _ = try await ChatClient(configuration: server.configuration(model: "m")).complete("hi")
+            }
+            #expect(error?.code == .invalidResponse)
+            #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test func aRefusalIsTheAnswer() async throws {
+        let body = #"{"choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": "I can't help with that."}, "finish_reason": "stop"}]}"#
+        try await withFakeOpenAIServer(handler: { _ in .status(200, body: body) }) { server in
+            let reply = try await ChatClient(configuration: server.configuration(model: "m")).complete("hi")
+            #expect(reply.content == "I can't help with that.")
+        }
+    }
+
     @Test func aQueryInTheBaseURLReachesTheServerAfterThePath() async throws {
         try await withFakeOpenAIServer(handler: { _ in .chat("ok") }) { server in
             let base = URL(string: server.baseURL.absoluteString + "?api-version=2024-10-21")!
