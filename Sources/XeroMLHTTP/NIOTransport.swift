@@ -75,12 +75,17 @@ public struct NIOTransport: HTTPTransport {
         }
     }
 
-    /// AsyncHTTPClient's setting for a proxy address.
-    static func nioProxy(_ url: URL) throws(HTTPError) -> HTTPClient.Configuration.Proxy {
+    /// A proxy's address as it may be shown: without its user and password.
+    static func shown(proxy url: URL) -> String {
         var shown = URLComponents(url: url, resolvingAgainstBaseURL: false)
         shown?.user = nil
         shown?.password = nil
-        let display = shown?.string ?? "the proxy"
+        return shown?.string ?? "the proxy"
+    }
+
+    /// AsyncHTTPClient's setting for a proxy address.
+    static func nioProxy(_ url: URL) throws(HTTPError) -> HTTPClient.Configuration.Proxy {
+        let display = shown(proxy: url)
         guard let host = url.host, !host.isEmpty else {
             throw HTTPError(.invalidRequest, "the proxy \(display) names no host")
         }
@@ -135,7 +140,8 @@ public struct NIOTransport: HTTPTransport {
         if let name = proxies.unreadable.first {
             throw HTTPError(.invalidRequest, "the proxy setting \(name) is not an address (http://[user:password@]host:port or socks5://host:port)")
         }
-        let client = try Self.client(proxy: proxies.proxy(for: url))
+        let proxy = proxies.proxy(for: url)
+        let client = try Self.client(proxy: proxy)
         let task = client.execute(
             request: outgoing, delegate: ResponseAccumulator(request: outgoing, maxBodySize: limit),
             eventLoop: .indifferent, deadline: .now() + .nanoseconds(Int64(min(max(deadline.seconds, 0), 1e9) * 1e9)), logger: nil)
@@ -148,7 +154,14 @@ public struct NIOTransport: HTTPTransport {
             }
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw Self.translate(error, url: url, deadline: deadline, limit: limit)
+            let translated = Self.translate(error, url: url, deadline: deadline, limit: limit)
+            if let proxy, let failure = translated as? HTTPError, failure.code == .connectionFailed,
+               !failure.message.contains("the proxy") {
+                // Through a proxy, a connection that fails is the proxy's as likely as the endpoint's: name it.
+                throw HTTPError(.connectionFailed, "cannot reach \(url.absoluteString) through the proxy \(Self.shown(proxy: proxy)) "
+                                + "(check that the proxy is running; no_proxy lists hosts reached directly): \(failure.message)")
+            }
+            throw translated
         }
         var headers: [String: String] = [:]
         for (name, value) in response.headers {

@@ -13,6 +13,7 @@ extension ChatError: LocalizedError {
         case .rateLimited: "the endpoint asks for fewer requests; lower the concurrency or wait"
         case .serverError: "the endpoint failed; try again later"
         case .timeout: "no answer in time; check the endpoint or raise its timeout"
+        case .connectionFailed where message.contains("through the proxy"): nil  // the message says what to check
         case .connectionFailed: "check that the endpoint is running and that its URL is right"
         case .requestRejected: "check the model name, the API key and the request's options"
         case .invalidResponse: "check that the URL is an OpenAI-compatible chat completions endpoint"

@@ -91,6 +91,27 @@ import XeroMLTesting
         }
     }
 
+    @Test func aProxyThatCannotBeReachedIsNamedWithoutItsPassword() async throws {
+        try await withFakeOpenAIServer(handler: { _ in .chat("ok") }) { server in
+            let port = try ClosedPort()
+            let transport = NIOTransport(timeout: .seconds(60), proxies: HTTPProxySettings(
+                httpProxy: URL(string: "http://user:topsecret@127.0.0.1:\(port.number)")!))
+            let error = await #expect(throws: HTTPError.self) { try await transport.send(HTTPRequest(url: server.baseURL)) }
+            #expect(error?.code == .connectionFailed && error?.isRetryable == true, "\(String(describing: error))")
+            let text = error?.message ?? ""
+            #expect(text.contains("through the proxy http://127.0.0.1:\(port.number)"), "\(text)")
+            #expect(!text.contains("topsecret"))
+            #expect(server.requestCount == 0)
+            // In a chat error, the proxy is what to check, not the endpoint.
+            let chat = await #expect(throws: ChatError.self) {
+                _ = try await ChatClient(configuration: server.configuration(model: "m"), transport: transport, retry: .none).complete("hi")
+            }
+            let description = chat?.localizedDescription ?? ""
+            #expect(description.contains("through the proxy") && !description.contains("check that the endpoint is running"), "\(description)")
+            withExtendedLifetime(port) {}
+        }
+    }
+
     @Test func anUnreadableProxyVariableFailsEveryRequestNamingIt() async throws {
         let settings = HTTPProxySettings.environment(["https_proxy": "http://bad host:3128"])
         #expect(settings.unreadable == ["https_proxy"])
