@@ -189,7 +189,7 @@ struct Eval: AsyncParsableCommand {
         let experimentOptions = options
         // How the run is made, recorded with it: a --resume with anything different is refused.
         var metadata: [String: JSONValue] = [
-            "model": .string(modelConfiguration.model), "base_url": .string(modelConfiguration.baseURL.absoluteString),
+            "model": .string(modelConfiguration.model), "base_url": .string(Self.recorded(modelConfiguration.baseURL)),
             "prompt": .string(prompt), "evaluators": .array(self.evaluators.map(JSONValue.string)),
         ]
         if let system { metadata["system"] = .string(system) }
@@ -197,7 +197,7 @@ struct Eval: AsyncParsableCommand {
         if let maxTokens { metadata["max_tokens"] = .int(Int64(maxTokens)) }
         if selected.contains(where: { $0.scoreSource == .judge }) {
             metadata["judge_model"] = .string(judgeConfiguration.model)
-            metadata["judge_base_url"] = .string(judgeConfiguration.baseURL.absoluteString)
+            metadata["judge_base_url"] = .string(Self.recorded(judgeConfiguration.baseURL))
         }
         let runMetadata = metadata
         let dataset = self.dataset
@@ -318,6 +318,14 @@ struct Eval: AsyncParsableCommand {
             ?? (Self.sameEndpoint(judge.baseURL.absoluteString, modelURL.absoluteString) ? apiKey : environmentKey(for: judge.baseURL))
         judge.timeout = .milliseconds(Int64(timeout * 1000))
         return (modelConfiguration, judge)
+    }
+
+    /// A base URL as the run records it: without trailing slashes, so that `…/v1/` and `…/v1` resume
+    /// each other's runs.
+    static func recorded(_ url: URL) -> String {
+        var text = url.absoluteString
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
     }
 
     /// Whether two base URLs name the same endpoint (scheme, host, port and path; a trailing slash

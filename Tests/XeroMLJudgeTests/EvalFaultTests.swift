@@ -234,6 +234,20 @@ import Glibc
             #expect(refused.stderr.contains("--allow-changes"))
             #expect(server.requestCount == 3, "a refused resume calls nothing")
 
+            // Another evaluator list is one difference, said once.
+            let evaluators = try await runCLI(arguments(xeroml, server, name: "half", ["--temperature", "0.2", "--resume",
+                                                                                         "--evaluator", "exact_match"]))
+            #expect(evaluators.status != 0)
+            #expect(evaluators.stderr.components(separatedBy: "evaluators: we").count == 2, "\(evaluators.stderr)")
+            #expect(!evaluators.stderr.contains("evaluators: was"), "\(evaluators.stderr)")
+            // The base URL with a trailing slash is the same endpoint: not a difference (the
+            // temperature is, so that this refused resume runs nothing).
+            let slash = arguments(xeroml, server, name: "half", ["--temperature", "0.7", "--resume"])
+                .map { $0 == server.baseURL.absoluteString ? $0 + "/" : $0 }
+            let sameEndpoint = try await runCLI(slash)
+            #expect(sameEndpoint.stderr.contains("temperature: was 0.2, now 0.7"), "\(sameEndpoint.stderr)")
+            #expect(!sameEndpoint.stderr.contains("base_url"), "\(sameEndpoint.stderr)")
+
             let allowed = try await runCLI(changed + ["--allow-changes"])
             #expect(allowed.status == 0, "\(allowed.stdout)\(allowed.stderr)")
             let shown = try await runCLI(["runs", "show", "half", "--db", xeroml.path])

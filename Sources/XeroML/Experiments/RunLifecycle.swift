@@ -176,7 +176,11 @@ struct RunConfiguration: Sendable {
         // Runs recorded before configurations were kept have none to compare.
         if let stored, case .array(let oldEvaluators)? = stored["evaluators"] {
             let old = oldEvaluators.compactMap(\.stringValue)
-            if old != evaluators { found.append("evaluators: were \(Self.list(old)), now \(Self.list(evaluators))") }
+            if old != evaluators {
+                // Said once: a metadata key "evaluators" (as `xeroml eval` records) is the same change.
+                found.removeAll { $0.hasPrefix("evaluators: was ") }
+                found.append("evaluators: were \(Self.list(old)), now \(Self.list(evaluators))")
+            }
             let oldRun = stored["run_evaluators"]?.arrayValue?.compactMap(\.stringValue) ?? []
             if oldRun != runEvaluators {
                 found.append("run evaluators: were \(Self.list(oldRun)), now \(Self.list(runEvaluators))")
