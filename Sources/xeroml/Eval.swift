@@ -117,7 +117,7 @@ struct Eval: AsyncParsableCommand {
 
     func validate() throws {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
-        guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+        guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be more than 0 and at most 86400 seconds") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
         if let temperature, !(0...2).contains(temperature) { throw ValidationError("--temperature must be in 0…2") }
         guard maxRetryAfter >= 0, maxRetryAfter <= 86_400 else { throw ValidationError("--max-retry-after must be between 0 and 86400 seconds") }
@@ -286,7 +286,9 @@ struct Eval: AsyncParsableCommand {
         }
         func flaggedKey(_ name: String?, flag: String) throws -> String? {
             guard let name else { return nil }
-            guard let key = variable(name) else { throw CommandError("\(flag) \(name): the variable is not set") }
+            guard let key = variable(name) else {
+                throw CommandError("\(flag) \(name): the variable is \(environment[name] == nil ? "not set" : "empty")")
+            }
             return key
         }
         let modelURL = try Self.endpointURL(baseText, flag: baseURL == nil ? ChatConfiguration.baseURLVariable : "--base-url")
