@@ -103,6 +103,20 @@ struct SyncConnection: Sendable {
         try await call("PUT", SyncAPI.chunkPath(runID, index: index), body: body, gzip: true)
     }
 
+    /// The project's committed runs, newest first (at most `runListLimit`).
+    func committedRuns() async throws -> RunList {
+        try await call("GET", SyncAPI.runsPath, body: nil, gzip: false)
+    }
+
+    /// The server's state of `runID` in the key's project, in one attempt; nil when it has no such run.
+    func state(of runID: String) async throws -> RunState? {
+        do {
+            return try await once("GET", SyncAPI.runPath(runID), body: nil, gzip: false)
+        } catch let error as SyncError where error.status == 404 {
+            return nil
+        }
+    }
+
     func commit(runID: String, _ request: CommitRequest) async throws -> RunState {
         try await call("POST", SyncAPI.commitPath(runID), body: try Self.encoder.encode(request), gzip: false)
     }

@@ -3,6 +3,7 @@ public import XeroML
 public import XeroMLHTTP
 import XeroMLSQLite
 import XeroMLSyncAPI
+import Synchronization
 
 /// How a push reads, sends and retries.
 public struct SyncOptions: Sendable {
@@ -88,6 +89,9 @@ public struct RunPushResult: Sendable, Hashable {
     public var runItemsSent: Int
     public var bytesSent: Int
     public var remoteURL: String?
+    /// Why a run recorded as synced was pushed again: the server does not have it (a key of another
+    /// project, or a database restored from before the push).
+    public var pushedAgainBecause: String?
 }
 
 /// What a push did, run by run.
@@ -141,6 +145,8 @@ extension XeroML {
             selected = try await self.runs().sorted { $0.createdAt < $1.createdAt }
         }
         let transport = options.transport ?? NIOTransport(timeout: options.timeout)
+        let remote = RemoteRuns(connection: SyncConnection(server: server, transport: transport, retry: options.retry,
+                                                           timeout: options.timeout) { _, _ in })
         var results: [RunPushResult] = []
         var unreachable: SyncError?
         for run in selected {
@@ -153,7 +159,7 @@ extension XeroML {
                                              chunksSent: 0, resumedAtChunk: 0, runItemsSent: 0, bytesSent: 0))
                 continue
             }
-            let result = try await push(run, to: server, transport: transport, options: options, progress: progress)
+            let result = try await push(run, to: server, transport: transport, options: options, remote: remote, progress: progress)
             if case .failed(let error) = result.outcome, error.isTransient, error.status == nil || error.status! >= 500 {
                 unreachable = error
             }
@@ -201,7 +207,7 @@ extension XeroML {
     // MARK: One run
 
     private func push(_ run: ExperimentRun, to server: SyncServer, transport: any HTTPTransport, options: SyncOptions,
-                      progress: (@Sendable (SyncProgress) -> Void)?) async throws -> RunPushResult {
+                      remote: RemoteRuns, progress: (@Sendable (SyncProgress) -> Void)?) async throws -> RunPushResult {
         let serverKey = server.normalizedURL
         var result = RunPushResult(runID: run.id, runName: run.name, outcome: .pushed, chunksSent: 0, resumedAtChunk: 0,
                                    runItemsSent: 0, bytesSent: 0)
@@ -215,11 +221,19 @@ extension XeroML {
             return result
         }
         let runID = run.id
-        let stored = try await readDatabase { db in try SyncStateRow.load(runID: runID, server: serverKey, in: db) }
-        if let stored, stored.status == .synced {
-            result.outcome = .alreadySynced
-            result.remoteURL = stored.remoteURL
-            return result
+        var stored = try await readDatabase { db in try SyncStateRow.load(runID: runID, server: serverKey, in: db) }
+        if let synced = stored, synced.status == .synced {
+            // The local state says synced; the server has the last word, as the same address may be
+            // asked with another project's key, or its database restored from before the push.
+            guard await remote.lacks(runID) else {
+                result.outcome = .alreadySynced
+                result.remoteURL = synced.remoteURL
+                return result
+            }
+            result.pushedAgainBecause = "it was synced with \(serverKey), but the server has no such run for this key's project "
+                + "(another project's key, or a database restored from before the push)"
+            try await writeDatabase { db in try SyncStateRow.reset(runID: runID, server: serverKey, in: db) }
+            stored = nil
         }
         let runItemCount = run.itemCount
         let connection = SyncConnection(server: server, transport: transport, retry: options.retry, timeout: options.timeout) { [self] attempt, error in
@@ -404,6 +418,31 @@ struct SyncStateRow: Sendable {
             UPDATE sync_state SET chunks_acknowledged = 0, cursor = NULL, run_items_sent = 0, rows_sent = 0, bytes_sent = 0
             WHERE run_id = ? AND server = ?
             """, [.text(runID), .text(server)])
+    }
+}
+
+/// Which runs the server holds for the key's project, asked once per push of several runs: its list
+/// of committed runs, then the run itself for one the list does not name.
+final class RemoteRuns: Sendable {
+    let connection: SyncConnection
+    private let listed = Mutex<Set<String>?>(nil)
+
+    init(connection: SyncConnection) { self.connection = connection }
+
+    /// Whether the server answers that it has no committed run `runID`. When it cannot be asked (it is
+    /// unreachable, or an older server), the local state is trusted: false.
+    func lacks(_ runID: String) async -> Bool {
+        if listed.withLock({ $0 }) == nil, let list = try? await connection.committedRuns() {
+            listed.withLock { $0 = Set(list.runs.map(\.id)) }
+        }
+        if listed.withLock({ $0?.contains(runID) }) == true { return false }
+        // Not listed (the list holds the newest runs only), or no list: ask for the run itself.
+        do {
+            guard let state = try await connection.state(of: runID) else { return true }
+            return !state.committed
+        } catch {
+            return false
+        }
     }
 }
 

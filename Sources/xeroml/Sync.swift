@@ -68,6 +68,10 @@ struct SyncCommand: AsyncParsableCommand {
 
         func run() async throws {
             let server = try target.syncServer()
+            // A push reads runs that exist: a mistyped --db is an error, never a new empty file.
+            guard FileManager.default.fileExists(atPath: store.path) else {
+                throw CommandError("no store at \(store.path); name the file that holds the runs with --db (or $XEROML_DB)")
+            }
             let xeroml = try store.open()
             let progress = SyncProgressLine()
             let options = SyncOptions(limits: ChunkLimits(runItems: chunkItems, bytes: chunkBytes),
@@ -85,6 +89,7 @@ struct SyncCommand: AsyncParsableCommand {
                     let resumed = result.resumedAtChunk > 0 ? ", resumed at chunk \(result.resumedAtChunk)" : ""
                     print("pushed   \(result.runName): \(result.runItemsSent) items in \(result.chunksSent) chunks, "
                           + "\(formatBytes(result.bytesSent))\(resumed)" + (result.remoteURL.map { "  \($0)" } ?? ""))
+                    if let reason = result.pushedAgainBecause { print("         pushed again: \(reason)") }
                 case .alreadySynced:
                     unchanged += 1
                     print("synced   \(result.runName): already on the server, nothing sent" + (result.remoteURL.map { "  \($0)" } ?? ""))
@@ -100,6 +105,12 @@ struct SyncCommand: AsyncParsableCommand {
             if failed > 0 {
                 let transient = report.failures.contains { if case .failed(let e) = $0.outcome { e.isTransient } else { false } }
                 if transient { print("Run the same command again to resume: acknowledged chunks are not sent again.") }
+                throw ExitCode(1)
+            }
+            if !all && skipped > 0 {
+                // Runs named on purpose and not pushed: the command did not do what it was asked.
+                FileHandle.standardError.write(Data(
+                    "xeroml sync push: \(skipped) of the named runs \(skipped == 1 ? "was" : "were") not pushed (see above); exit status 1\n".utf8))
                 throw ExitCode(1)
             }
         }

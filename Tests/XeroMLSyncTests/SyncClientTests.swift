@@ -99,9 +99,22 @@ final class MemorySyncServer: HTTPTransport, Sendable {
             return HTTPResponse(statusCode: 401, body: Data(#"{"error":{"status":401,"code":"unauthorized","message":"unknown key"}}"#.utf8))
         }
         let parts = request.url.path.split(separator: "/").map(String.init)  // v1 runs ID [chunks N | commit]
+        if request.method == "GET", parts == ["v1", "runs"] {
+            return try json(state.withLock { s in
+                RunList(runs: s.committed.keys.sorted().map { id in
+                    RunSummaryRow(id: id, name: s.runs[id]?.run.name ?? "", datasetName: nil, status: "finished", runItemCount: 0,
+                                  createdUs: 0, committedUs: 0)
+                })
+            })
+        }
         guard parts.count >= 3, parts[0] == "v1", parts[1] == "runs" else { return HTTPResponse(statusCode: 404) }
         let runID = parts[2]
         switch (request.method, parts.count) {
+        case ("GET", 3):
+            return try state.withLock { s in
+                guard s.runs[runID] != nil else { return HTTPResponse(statusCode: 404) }
+                return try json(RunState(runID: runID, receivedChunks: (s.chunks[runID] ?? []).sorted(), committed: s.committed[runID] != nil))
+            }
         case ("PUT", 3):
             let manifest = try JSONDecoder().decode(RunManifest.self, from: request.body!)
             return try json(state.withLock { s in
@@ -198,7 +211,31 @@ struct SyncClientTests {
         let before = memory.state.withLock { $0.requests }
         let again = try await xeroml.sync(to: server, runs: ["only"], options: options(memory))
         #expect(again.results.map(\.outcome) == [.alreadySynced])
-        #expect(memory.state.withLock { $0.requests } == before)
+        // One request: the server's list of committed runs, which names it.
+        #expect(memory.state.withLock { $0.requests } == before + 1)
+    }
+
+    @Test("a run synced with a server that does not have it (another project, a restored database) is pushed again")
+    func pushedAgain() async throws {
+        let (xeroml, _) = try await makeStore(items: 10, runs: ["only"])
+        let memory = MemorySyncServer()
+        _ = try await xeroml.sync(to: server, options: options(memory))
+        // The server forgets everything, as a database restored from before the push would.
+        memory.state.withLock { s in
+            let requests = s.requests
+            s = MemorySyncServer.State()
+            s.requests = requests
+        }
+        let again = try await xeroml.sync(to: server, runs: ["only"], options: options(memory))
+        let result = try #require(again.results.first)
+        #expect(result.outcome == .pushed)
+        #expect(result.pushedAgainBecause?.contains("the server has no such run for this key's project") == true)
+        #expect(result.runItemsSent == 10)
+        #expect(memory.state.withLock { $0.committed.count } == 1)
+        #expect(try await xeroml.syncStatus().allSatisfy { $0.status == .synced })
+        // Synced again: the next push sends nothing.
+        let third = try await xeroml.sync(to: server, runs: ["only"], options: options(memory))
+        #expect(third.results.map(\.outcome) == [.alreadySynced])
     }
 
     @Test("a push that died mid-way resumes at the next unacknowledged chunk; every row still arrives once")
