@@ -1,4 +1,5 @@
 public import Foundation
+import Hummingbird
 import Logging
 public import PostgresNIO
 import Synchronization
@@ -58,9 +59,12 @@ public struct PostgresDashboardStore: DashboardStore {
     func query() -> Query { Query(project: projectID) }
 
     func rows(_ query: Query) async throws -> [PostgresRandomAccessRow] {
-        var result: [PostgresRandomAccessRow] = []
-        for try await row in try await client.query(query.postgres, logger: logger) { result.append(row.makeRandomAccess()) }
-        return result
+        let (client, logger, postgres) = (self.client, self.logger, query.postgres)
+        return try await boundedRead(logger: logger) {
+            var result: [PostgresRandomAccessRow] = []
+            for try await row in try await client.query(postgres, logger: logger) { result.append(row.makeRandomAccess()) }
+            return result
+        }
     }
 
     /// Which runs exist for the dashboard: the project's committed runs (`r`).
@@ -250,10 +254,14 @@ public struct PostgresDashboardStore: DashboardStore {
         async let usageRows = rows(usageQuery)
         async let errorRows = rows(errorsQuery)
         async let evaluatorRows = rows(evaluatorQuery)
-        var latencies: [Double] = []
-        latencies.reserveCapacity(run.itemCount)
-        for try await (latency) in try await client.query(latencyQuery.postgres, logger: logger).decode(Double.self) {
-            latencies.append(latency)
+        let (client, logger, postgres, itemCount) = (self.client, self.logger, latencyQuery.postgres, run.itemCount)
+        var latencies = try await boundedRead(logger: logger) {
+            var latencies: [Double] = []
+            latencies.reserveCapacity(itemCount)
+            for try await (latency) in try await client.query(postgres, logger: logger).decode(Double.self) {
+                latencies.append(latency)
+            }
+            return latencies
         }
         latencies.sort()
         func usage(_ s: PostgresRandomAccessRow?) throws -> UsageTotals {
@@ -307,7 +315,13 @@ public struct PostgresDashboardStore: DashboardStore {
         async let runScoreRows = rows(runScoresQuery)
         var values: [String: [Double]] = [:]
         var current: (name: String, values: [Double])?
-        for try await (name, value) in try await client.query(valuesQuery.postgres, logger: logger).decode((String, Double?).self) {
+        let (client, logger, postgres) = (self.client, self.logger, valuesQuery.postgres)
+        let pairs = try await boundedRead(logger: logger) {
+            var pairs: [(String, Double?)] = []
+            for try await pair in try await client.query(postgres, logger: logger).decode((String, Double?).self) { pairs.append(pair) }
+            return pairs
+        }
+        for (name, value) in pairs {
             if current?.name != name {
                 if let c = current { values[c.name] = c.values }
                 current = (name, [])
@@ -651,12 +665,25 @@ public struct PostgresDashboardStore: DashboardStore {
             ORDER BY name COLLATE "C", value, data_type COLLATE "C", run_item_id COLLATE "C"
             """
         var rows = ComparisonRows()
-        let items = try await client.query(itemsQuery.postgres, logger: logger)
-        for try await (id, item, error, latency, cost, output) in items.decode((String, String, String?, Double, Double?, String?).self) {
+        let (client, logger, itemsSQL, scoresSQL) = (self.client, self.logger, itemsQuery.postgres, scoresQuery.postgres)
+        let items = try await boundedRead(logger: logger) {
+            var items: [(String, String, String?, Double, Double?, String?)] = []
+            for try await item in try await client.query(itemsSQL, logger: logger).decode((String, String, String?, Double, Double?, String?).self) {
+                items.append(item)
+            }
+            return items
+        }
+        for (id, item, error, latency, cost, output) in items {
             rows.addRunItem(id: id, datasetItemID: item, error: error, latencyMs: latency, cost: cost, output: output)
         }
-        let scores = try await client.query(scoresQuery.postgres, logger: logger)
-        for try await (name, value, dataType, runItemID) in scores.decode((String, Double, String, String).self) {
+        let scores = try await boundedRead(logger: logger) {
+            var scores: [(String, Double, String, String)] = []
+            for try await score in try await client.query(scoresSQL, logger: logger).decode((String, Double, String, String).self) {
+                scores.append(score)
+            }
+            return scores
+        }
+        for (name, value, dataType, runItemID) in scores {
             rows.addScore(runItemID: runItemID, name: name, dataType: dataType, value: value)
         }
         return rows
@@ -695,6 +722,21 @@ public final class PostgresDashboardCache: Sendable {
     let orders = Mutex(Cache<[SQLiteDashboardStore.MatchedItem]>(capacity: 16))
 
     public init() {}
+}
+
+/// How long a dashboard read may wait for PostgreSQL (while it is down, the pool would keep a page
+/// waiting for a connection for a minute).
+let dashboardReadTimeout: Duration = .seconds(15)
+
+/// A dashboard read within ``dashboardReadTimeout``; past it, the page answers 503 saying PostgreSQL
+/// did not answer, and the read is cancelled in the background.
+func boundedRead<T: Sendable>(logger: Logger, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    do {
+        return try await TeamDatabase.withDeadline(dashboardReadTimeout, body)
+    } catch TeamServerError.unavailable(let message) {
+        logger.error("dashboard read failed: \(message)")
+        throw HTTPError(.serviceUnavailable, message: "\(message). Try again in a moment; the server's log has the details.")
+    }
 }
 
 extension PostgresRandomAccessRow {

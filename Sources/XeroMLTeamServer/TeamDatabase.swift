@@ -102,6 +102,12 @@ public struct TeamDatabase: Sendable {
     /// work is cancelled in the background (while PostgreSQL is down the pool waits for a connection,
     /// and a request must not wait with it, even if the work is slow to notice its cancellation).
     func withDeadline<Result: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
+        try await Self.withDeadline(timeout, body)
+    }
+
+    /// ``withDeadline(_:_:)``, for callers without a database at hand (the dashboard's pages).
+    static func withDeadline<Result: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Result)
+        async throws -> Result {
         let race = DeadlineRace<Result>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in

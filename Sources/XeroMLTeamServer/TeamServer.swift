@@ -66,7 +66,7 @@ public struct TeamServer: Sendable {
             addAPIRoutes(to: router)
             return router
         }
-        let pages = TeamDashboard(client: database.client, secureCookie: publicURL?.hasPrefix("https://") == true)
+        let pages = TeamDashboard(client: database.client, secureCookie: publicURL?.hasPrefix("https://") == true, logger: logger)
         addAPIRoutes(to: router, warming: pages.cache)
         pages.mount(on: router)
         return router

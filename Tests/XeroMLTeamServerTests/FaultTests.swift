@@ -106,6 +106,37 @@ struct FaultTests {
         try await cluster.stop()
     }
 
+    @Test("PostgreSQL down under a signed-in dashboard: pages answer 503 by the read deadline, not a 500 a minute later")
+    func dashboardWhilePostgresIsDown() async throws {
+        let cluster = try PostgresCluster()
+        try await cluster.start()
+        do {
+            let url = try await freshDatabase(in: cluster)
+            try await withDatabase(url) { database in
+                let key = try await makeProject(database)
+                try await withServer(database) { server in
+                    let form = "key=" + key.token.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                    let cookie = try #require(try await signIn(base: server.base, form: form), "sign-in set no cookie")
+                    #expect(try await server.send("GET", "/", headers: ["Cookie": cookie]).status == 200)
+                    try await cluster.stopServer()
+                    for path in ["/", "/api/runs"] {
+                        let start = ContinuousClock.now
+                        let page = try await server.send("GET", path, headers: ["Cookie": cookie], timeout: 90)
+                        let elapsed = ContinuousClock.now - start
+                        #expect(page.status == 503, "\(path): \(page.status) \(page.text.prefix(300))")
+                        #expect(page.text.contains("PostgreSQL did not answer"), "\(path): \(page.text.prefix(300))")
+                        // The read deadline is 15 s; the pool alone waited about a minute.
+                        #expect(elapsed < .seconds(40), "\(path) took \(elapsed)")
+                    }
+                }
+            }
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+        try? await cluster.stop()
+    }
+
     @Test("migrations run once, concurrently too, and a database of a newer schema is refused naming both versions")
     func migrations() async throws {
         let url = try await freshDatabase()
