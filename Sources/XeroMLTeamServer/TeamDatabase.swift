@@ -65,8 +65,19 @@ public struct TeamDatabase: Sendable {
         }
     }
 
+    /// The parts of a `postgres://` or `postgresql://` URL.
+    struct Address {
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String
+        /// `disable`, `prefer`, `require` or `verify-full`.
+        var sslMode: String
+    }
+
     /// Parses a `postgres://` or `postgresql://` URL.
-    static func configuration(url: String) throws -> PostgresClient.Configuration {
+    static func address(url: String) throws -> Address {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
               scheme == "postgres" || scheme == "postgresql" else {
             throw TeamServerError.configuration("--database-url must look like postgres://USER@HOST:PORT/DATABASE, not \(redacted(url))")
@@ -79,16 +90,62 @@ public struct TeamDatabase: Sendable {
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         let database = path.isEmpty ? user : (path.removingPercentEncoding ?? path)
         let sslMode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
-        let tls: PostgresClient.Configuration.TLS
-        switch sslMode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
-        default:
+        guard ["disable", "prefer", "require", "verify-full"].contains(sslMode) else {
             throw TeamServerError.configuration("--database-url: sslmode must be disable, prefer, require or verify-full, not \(sslMode)")
         }
-        return PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user, password: password,
-                                            database: database, tls: tls)
+        return Address(host: host, port: components.port ?? 5432, user: user, password: password, database: database, sslMode: sslMode)
+    }
+
+    /// The pool's configuration for a `postgres://` URL.
+    static func configuration(url: String) throws -> PostgresClient.Configuration {
+        let address = try address(url: url)
+        let tls: PostgresClient.Configuration.TLS = switch address.sslMode {
+        case "disable": .disable
+        case "prefer": .prefer(.makeClientConfiguration())
+        default: .require(.makeClientConfiguration())
+        }
+        return PostgresClient.Configuration(host: address.host, port: address.port, username: address.user, password: address.password,
+                                            database: address.database, tls: tls)
+    }
+
+    /// Connects once to the database of `url` and disconnects: throws at once, with PostgreSQL's own
+    /// words, when it refuses (a wrong password, a database that does not exist, TLS it does not
+    /// offer), where the pool would keep trying until a request's deadline.
+    public static func check(url: String, logger: Logger? = nil) async throws {
+        let address = try address(url: url)
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            tls = switch address.sslMode {
+            case "disable": .disable
+            case "prefer": .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw TeamServerError.configuration("TLS for PostgreSQL cannot be set up: \(error)")
+        }
+        var configuration = PostgresConnection.Configuration(host: address.host, port: address.port, username: address.user,
+                                                            password: address.password, database: address.database, tls: tls)
+        configuration.options.connectTimeout = .seconds(10)
+        let where_ = "\(address.user)@\(address.host):\(address.port)/\(address.database)"
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration, id: 0,
+                logger: logger ?? Logger(label: "xeroml.server.check", factory: { _ in SwiftLogNoOpLogHandler() }))
+            try await connection.close()
+        } catch let error as PSQLError {
+            if let message = error.serverInfo?[.message] {
+                let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                throw TeamServerError.configuration("PostgreSQL refused the connection as \(where_): \(message)\(state)")
+            }
+            if error.code == .sslUnsupported {
+                throw TeamServerError.configuration("PostgreSQL at \(address.host):\(address.port) does not offer TLS, "
+                                                    + "which sslmode=\(address.sslMode) asks for")
+            }
+            let refused = error.underlying.map { "\($0)".contains("Connection refused") } ?? false
+            throw TeamServerError.configuration("cannot connect to PostgreSQL as \(where_): "
+                                                + (refused ? "connection refused (is it running, on that port?)"
+                                                   : "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")))
+        }
     }
 
     /// `url` with its password replaced by `***`.

@@ -32,7 +32,10 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Runs `body` with a migrated database whose pool runs meanwhile.
     func withDatabase<Result: Sendable>(_ body: @escaping @Sendable (TeamDatabase) async throws -> Result) async throws -> Result {
-        try await TeamDatabase.withMigrated(url: try url(), body)
+        let url = try url()
+        // PostgreSQL's own refusal (a wrong password, a missing database) at once, not a timeout later.
+        try await TeamDatabase.check(url: url)
+        return try await TeamDatabase.withMigrated(url: url, body)
     }
 }
 
@@ -82,7 +85,9 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "xeroml.server") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .info
-        let teamDatabase = try TeamDatabase(url: try database.url(), maximumConnections: maxConnections, logger: logger)
+        let url = try database.url()
+        try await TeamDatabase.check(url: url)
+        let teamDatabase = try TeamDatabase(url: url, maximumConnections: maxConnections, logger: logger)
         let host = self.host
         let publicURL = self.publicURL
         let port = self.port

@@ -137,6 +137,26 @@ struct FaultTests {
         try? await cluster.stop()
     }
 
+    @Test("server commands say at once what PostgreSQL refused: a missing database, TLS it does not offer, nothing listening")
+    func refusedConnections() async throws {
+        let cluster = try await PostgresCluster.shared()
+        let base = "postgres://postgres@127.0.0.1:\(await cluster.port)"
+        let cases = [
+            ("\(base)/no_such_database", #"database "no_such_database" does not exist"#),
+            ("\(base)/postgres?sslmode=require", "does not offer TLS"),
+            ("postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/x", "connection refused"),
+        ]
+        for (url, expected) in cases {
+            let start = ContinuousClock.now
+            let result = try await RunningProcess(executable: builtExecutable("xeroml-server"),
+                                                  arguments: ["projects", "list", "--database-url", url]).wait(timeout: .seconds(60))
+            #expect(result.status == 1, "\(url): \(result.stderr)")
+            #expect(result.stderr.contains(expected), "\(url): \(result.stderr)")
+            // Not the pool's 30 s deadline.
+            #expect(ContinuousClock.now - start < .seconds(20), "\(url)")
+        }
+    }
+
     @Test("migrations run once, concurrently too, and a database of a newer schema is refused naming both versions")
     func migrations() async throws {
         let url = try await freshDatabase()

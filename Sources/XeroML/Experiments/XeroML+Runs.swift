@@ -155,7 +155,7 @@ extension XeroML {
         }
         if candidates.count > 1 {
             let names = candidates.map { "\($0.id) (\($0.datasetName ?? "local"))" }.joined(separator: ", ")
-            throw XeroMLError(.invalidArgument, "\"\(reference)\" matches several runs: \(names); name the dataset or use an id")
+            throw XeroMLError(.invalidArgument, "\"\(reference)\" matches several runs: \(names); use one of these ids (or name the dataset, where the command takes one)")
         }
         return candidates.first
     }
