@@ -67,8 +67,18 @@ private let interruptingSignal = Mutex<Int32?>(nil)
 /// SIGHUP), as shells report a process ended by that signal.
 var interruptedExitCode: ExitCode { ExitCode(128 + (interruptingSignal.withLock { $0 } ?? SIGINT)) }
 
-/// When the first signal of an interruption arrived.
-private let firstSignal = Mutex<ContinuousClock.Instant?>(nil)
+/// The last signal the handler caught, and how many it caught: written by the signal handler
+/// (lock-free atomics are safe there), read by the watcher of ``withInterruptHandling(_:)``.
+private let caughtSignal = Atomic<Int32>(0)
+private let caughtSignals = Atomic<Int>(0)
+
+/// The process's handler for SIGINT, SIGTERM and SIGHUP while a run goes on: it only records the
+/// signal. (A dispatch signal source needs the signals ignored first and registers its own handler
+/// later, on another thread; a signal arriving in between, on a loaded machine, was lost.)
+private func recordSignal(_ signo: Int32) {
+    caughtSignal.store(signo, ordering: .relaxed)
+    caughtSignals.add(1, ordering: .releasing)
+}
 
 /// Runs `body` so that Ctrl-C, SIGTERM (what CI runners and `kill` send) and SIGHUP (a closed
 /// terminal) cancel it cleanly: in-flight items are cancelled, every finished result is written, the
@@ -77,39 +87,40 @@ private let firstSignal = Mutex<ContinuousClock.Instant?>(nil)
 /// passes a signal on to the process and to its process group) and is ignored.
 func withInterruptHandling<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let task = Task { try await body() }
-    var sources: [any DispatchSourceSignal] = []
-    for signo in [SIGINT, SIGTERM, SIGHUP] {
-        signal(signo, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-        source.setEventHandler {
+    // Both globals are made before the handler can run (a lazy global's first use is not safe there).
+    let seenBefore = caughtSignals.load(ordering: .acquiring)
+    _ = caughtSignal.load(ordering: .relaxed)
+    for signo in [SIGINT, SIGTERM, SIGHUP] { signal(signo, recordSignal) }
+    let watcher = Task.detached {
+        var seen = seenBefore
+        var firstAt: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+            let count = caughtSignals.load(ordering: .acquiring)
+            guard count != seen else { continue }
+            seen = count
+            let signo = caughtSignal.load(ordering: .relaxed)
             let now = ContinuousClock.now
-            let first = firstSignal.withLock { first in
-                if first == nil { first = now }
-                return first!
-            }
-            if task.isCancelled {
-                guard now - first >= .milliseconds(250) else { return }
+            if let firstAt {
+                guard now - firstAt >= .milliseconds(250) else { continue }
                 fflush(nil)  // every stream, standard output among them
                 exit(128 + signo)
             }
+            firstAt = now
             interruptingSignal.withLock { $0 = signo }
             let name = signo == SIGINT ? "Ctrl-C" : signo == SIGTERM ? "SIGTERM" : "SIGHUP"
             FileHandle.standardError.write(Data(
                 "\ninterrupted (\(name)): stopping; finished results are written (\(name == "Ctrl-C" ? "Ctrl-C" : "a signal") again to quit now)\n".utf8))
             task.cancel()
         }
-        source.resume()
-        sources.append(source)
     }
     let result = await task.result
     // An interrupted command is about to say so and exit: the signals stay handled until then, so that
     // one more (the same interruption delivered twice, or an impatient second Ctrl-C) cannot end the
     // process by default before it has written that the run was interrupted.
     if interruptingSignal.withLock({ $0 }) == nil {
-        for (source, signo) in zip(sources, [SIGINT, SIGTERM, SIGHUP]) {
-            source.cancel()
-            signal(signo, SIG_DFL)
-        }
+        watcher.cancel()
+        for signo in [SIGINT, SIGTERM, SIGHUP] { signal(signo, SIG_DFL) }
     }
     return try result.get()
 }
