@@ -254,15 +254,7 @@ public struct PostgresDashboardStore: DashboardStore {
         async let usageRows = rows(usageQuery)
         async let errorRows = rows(errorsQuery)
         async let evaluatorRows = rows(evaluatorQuery)
-        let (client, logger, postgres, itemCount) = (self.client, self.logger, latencyQuery.postgres, run.itemCount)
-        var latencies = try await boundedRead(logger: logger) {
-            var latencies: [Double] = []
-            latencies.reserveCapacity(itemCount)
-            for try await (latency) in try await client.query(postgres, logger: logger).decode(Double.self) {
-                latencies.append(latency)
-            }
-            return latencies
-        }
+        var latencies = try await client.boundedRows(latencyQuery.postgres, as: Double.self, logger: logger)
         latencies.sort()
         func usage(_ s: PostgresRandomAccessRow?) throws -> UsageTotals {
             guard let s else { return UsageTotals() }
@@ -315,13 +307,7 @@ public struct PostgresDashboardStore: DashboardStore {
         async let runScoreRows = rows(runScoresQuery)
         var values: [String: [Double]] = [:]
         var current: (name: String, values: [Double])?
-        let (client, logger, postgres) = (self.client, self.logger, valuesQuery.postgres)
-        let pairs = try await boundedRead(logger: logger) {
-            var pairs: [(String, Double?)] = []
-            for try await pair in try await client.query(postgres, logger: logger).decode((String, Double?).self) { pairs.append(pair) }
-            return pairs
-        }
-        for (name, value) in pairs {
+        for (name, value) in try await client.boundedRows(valuesQuery.postgres, as: (String, Double?).self, logger: logger) {
             if current?.name != name {
                 if let c = current { values[c.name] = c.values }
                 current = (name, [])
@@ -665,24 +651,12 @@ public struct PostgresDashboardStore: DashboardStore {
             ORDER BY name COLLATE "C", value, data_type COLLATE "C", run_item_id COLLATE "C"
             """
         var rows = ComparisonRows()
-        let (client, logger, itemsSQL, scoresSQL) = (self.client, self.logger, itemsQuery.postgres, scoresQuery.postgres)
-        let items = try await boundedRead(logger: logger) {
-            var items: [(String, String, String?, Double, Double?, String?)] = []
-            for try await item in try await client.query(itemsSQL, logger: logger).decode((String, String, String?, Double, Double?, String?).self) {
-                items.append(item)
-            }
-            return items
-        }
+        let items = try await client.boundedRows(itemsQuery.postgres, as: (String, String, String?, Double, Double?, String?).self,
+                                                 logger: logger)
         for (id, item, error, latency, cost, output) in items {
             rows.addRunItem(id: id, datasetItemID: item, error: error, latencyMs: latency, cost: cost, output: output)
         }
-        let scores = try await boundedRead(logger: logger) {
-            var scores: [(String, Double, String, String)] = []
-            for try await score in try await client.query(scoresSQL, logger: logger).decode((String, Double, String, String).self) {
-                scores.append(score)
-            }
-            return scores
-        }
+        let scores = try await client.boundedRows(scoresQuery.postgres, as: (String, Double, String, String).self, logger: logger)
         for (name, value, dataType, runItemID) in scores {
             rows.addScore(runItemID: runItemID, name: name, dataType: dataType, value: value)
         }
@@ -736,6 +710,20 @@ func boundedRead<T: Sendable>(logger: Logger, _ body: @escaping @Sendable () asy
     } catch TeamServerError.unavailable(let message) {
         logger.error("dashboard read failed: \(message)")
         throw HTTPError(.serviceUnavailable, message: "\(message). Try again in a moment; the server's log has the details.")
+    }
+}
+
+extension PostgresClient {
+    /// Every row of `query`, decoded as `columns`, read within ``dashboardReadTimeout``
+    /// (``boundedRead(logger:_:)``).
+    func boundedRows<each Column: PostgresDecodable & Sendable>(
+        _ query: PostgresQuery, as columns: (repeat each Column).Type, logger: Logger
+    ) async throws -> [(repeat each Column)] {
+        try await boundedRead(logger: logger) { [self] in
+            var rows: [(repeat each Column)] = []
+            for try await row in try await self.query(query, logger: logger).decode(columns) { rows.append(row) }
+            return rows
+        }
     }
 }
 

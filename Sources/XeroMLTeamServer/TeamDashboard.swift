@@ -75,18 +75,12 @@ public struct TeamDashboard: Sendable {
     /// The scope of a request with a valid session: its project's store; `nil` without one.
     func scope(of request: Request) async throws -> DashboardServer.Scope? {
         guard let token = request.cookies[Self.cookieName]?.value, Self.isToken(token) else { return nil }
-        let (client, logger, now) = (self.client, self.logger, clock())
-        let sessions = try await boundedRead(logger: logger) {
-            let rows = try await client.query("""
-                SELECT s.project_id, p.name FROM sessions s
-                JOIN projects p ON p.id = s.project_id
-                JOIN api_keys k ON k.id = s.key_id AND k.project_id = s.project_id AND k.revoked_us IS NULL
-                WHERE s.token_hash = sha256(convert_to(\(token), 'UTF8')) AND s.expires_us > \(now)
-                """, logger: logger)
-            var found: [(UUID, String)] = []
-            for try await row in rows.decode((UUID, String).self) { found.append(row) }
-            return found
-        }
+        let sessions = try await client.boundedRows("""
+            SELECT s.project_id, p.name FROM sessions s
+            JOIN projects p ON p.id = s.project_id
+            JOIN api_keys k ON k.id = s.key_id AND k.project_id = s.project_id AND k.revoked_us IS NULL
+            WHERE s.token_hash = sha256(convert_to(\(token), 'UTF8')) AND s.expires_us > \(clock())
+            """, as: (UUID, String).self, logger: logger)
         for (projectID, name) in sessions {
             let store = PostgresDashboardStore(client: client, projectID: projectID, cache: cache, logger: logger)
             return DashboardServer.Scope(store: store, context: Pages.Context(storeName: name, signOutPath: "/logout"))
@@ -114,16 +108,10 @@ public struct TeamDashboard: Sendable {
         guard parts.count == 3, parts[0] == "xrml", !parts[1].isEmpty, !parts[2].isEmpty, parts[2].utf8.count <= 256 else { return nil }
         let keyID = String(parts[1]), secret = String(parts[2])
         // The database hashes the secret; the two hashes are compared here, in constant time.
-        let (client, logger) = (self.client, self.logger)
-        let keys = try await boundedRead(logger: logger) {
-            let rows = try await client.query("""
-                SELECT project_id, secret_hash, sha256(convert_to(\(secret), 'UTF8')) FROM api_keys
-                WHERE id = \(keyID) AND revoked_us IS NULL
-                """, logger: logger)
-            var found: [(UUID, ByteBuffer, ByteBuffer)] = []
-            for try await row in rows.decode((UUID, ByteBuffer, ByteBuffer).self) { found.append(row) }
-            return found
-        }
+        let keys = try await client.boundedRows("""
+            SELECT project_id, secret_hash, sha256(convert_to(\(secret), 'UTF8')) FROM api_keys
+            WHERE id = \(keyID) AND revoked_us IS NULL
+            """, as: (UUID, ByteBuffer, ByteBuffer).self, logger: logger)
         for (project, stored, given) in keys {
             return Self.constantTimeEqual(Array(buffer: stored), Array(buffer: given)) ? (project, keyID) : nil
         }
